@@ -1,0 +1,52 @@
+"""ampwrite: the Python SDK for Ampersand's Write API.
+
+    from ampwrite import Core, write_records, Ok, Err
+
+    core = Core(api_key="...")
+    match write_records(core, request):
+        case Ok(response): ...
+        case Err(error): ...
+
+The facade (`AmpWrite`), the sandbox and the bulk loader load only when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from . import errors, models
+from ._version import __version__
+from .core import Core
+from .errors import AmpWriteError
+from .result import Err, Ok, Result
+from .retries import RetryConfig
+from .write import write_records
+
+if TYPE_CHECKING:
+    from .facade import AmpWrite
+
+__all__ = [
+    "AmpWrite",
+    "AmpWriteError",
+    "Core",
+    "Err",
+    "Ok",
+    "Result",
+    "RetryConfig",
+    "__version__",
+    "errors",
+    "models",
+    "write_records",
+]
+
+_LAZY = {"AmpWrite": ("ampwrite.facade", "AmpWrite")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ampwrite' has no attribute {name!r}")

@@ -1,0 +1,121 @@
+"""From an HTTP answer to a `Result`: the decoding table, in one place.
+
+| answer                          | result                                        |
+| ------------------------------- | --------------------------------------------- |
+| 2xx that fits the contract      | Ok(SingleWriteResponse | BatchWriteResponse)  |
+| 2xx that does not fit           | Err(ResponseValidationError)                  |
+| 400                             | Err(BadRequestError)                          |
+| 401, 403                        | Err(AuthenticationError)                      |
+| 422                             | Err(WriteFailedError)                         |
+| 429                             | Err(RateLimitError) with `retry_after`        |
+| 5xx                             | Err(ServerError)                              |
+| anything else (3xx, 404, ...)   | Err(APIError)                                 |
+
+Problem details (problem+json, or any JSON object that is not a write answer) are parsed into
+`.problem` on every `APIError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Final
+
+from ._transport import Answer
+from ._wire import decode_problem, decode_write_failure, decode_write_response
+from .errors import (
+    AmpWriteError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+    WriteFailedError,
+)
+from .models import BatchWriteResponse, Problem, WriteFailure, WriteResponse
+from .result import Err, Ok, Result
+from .retries import parse_retry_after
+
+__all__ = ["decode_answer"]
+
+MAX_BODY_TEXT: Final = 16 * 1024
+"""Characters of an error body kept on the error (the rest is cut, and says so)."""
+REDACTED: Final = "***"
+
+
+def _body_text(body: bytes, secret: str) -> str:
+    text = body[:MAX_BODY_TEXT].decode("utf-8", errors="replace")
+    if len(body) > MAX_BODY_TEXT:
+        text += f"... [{len(body) - MAX_BODY_TEXT} more bytes]"
+    return text.replace(secret, REDACTED) if secret in text else text
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _summary(answer: Answer, problem: Problem | None, failure: object, text: str) -> str:
+    head = f"{answer.status} {answer.reason}".strip()
+    if problem is not None and (problem.title or problem.detail):
+        parts = [part for part in (problem.title, problem.detail) if part]
+        return f"{head}: {': '.join(parts)}"
+    if isinstance(failure, (WriteFailure, BatchWriteResponse)):
+        messages = [m.message for m in failure.errors if m.message]
+        if messages:
+            return f"{head}: {'; '.join(messages[:3])}"
+    if 300 <= answer.status < 400:
+        return f"{head}: redirect to {answer.headers.get('Location', '(no Location)')} not followed"
+    first_line = text.strip().splitlines()[0][:300] if text.strip() else ""
+    return f"{head}: {first_line}" if first_line else head
+
+
+def decode_answer(answer: Answer, *, attempts: int, secret: str) -> Result[WriteResponse, AmpWriteError]:
+    """Map one answer to a value or an error, per the table above."""
+    status, headers = answer.status, answer.headers
+    if 200 <= status < 300:
+        try:
+            return Ok(decode_write_response(json.loads(answer.body)))
+        except Exception as exc:  # anything that does not fit is the server's problem
+            reason = f"{type(exc).__name__}: {exc}"
+            return Err(
+                ResponseValidationError(
+                    f"the {status} answer does not fit the contract ({reason[:300]})",
+                    status=status,
+                    headers=headers,
+                    body=_body_text(answer.body, secret),
+                    attempts=attempts,
+                )
+            )
+    media = _media_type(headers)
+    payload = _json(answer.body) if "json" in media else None
+    text = _body_text(answer.body, secret)
+    failure: WriteFailure | BatchWriteResponse | None = None
+    if status == 422 and media != "application/problem+json":
+        try:
+            failure = decode_write_failure(payload)
+        except Exception:
+            failure = None
+    problem = decode_problem(payload) if failure is None else None
+    message = _summary(answer, problem, failure, text).replace(secret, REDACTED)
+    common = {"status": status, "headers": headers, "body": text, "problem": problem}
+    if status == 422:
+        return Err(WriteFailedError(message, response=failure, attempts=attempts, **common))
+    if status == 429:
+        retry_after = parse_retry_after(headers, problem.retry_after if problem else None)
+        return Err(RateLimitError(message, retry_after=retry_after, attempts=attempts, **common))
+    cls: type[APIError] = APIError
+    if status == 400:
+        cls = BadRequestError
+    elif status in (401, 403):
+        cls = AuthenticationError
+    elif 500 <= status < 600:
+        cls = ServerError
+    return Err(cls(message, attempts=attempts, **common))

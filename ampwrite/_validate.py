@@ -1,0 +1,329 @@
+"""Local validation: every rule of the contract a caller can break, checked before sending.
+
+`check_request` takes the request in the API's own JSON shape (`projectIdOrName`,
+`integrationId`, `objectName`, `requestBody`) and returns either the issues found, each naming
+its field path, or a `Checked` request whose body is made of plain dicts, lists and scalars,
+ready for `json.dumps`. Only what the contract forbids is refused; combinations its prose calls
+pointless but harmless are sent as given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from .errors import ValidationIssue
+
+__all__ = ["Checked", "check_request"]
+
+PATH_PARAMETERS: Final = ("projectIdOrName", "integrationId", "objectName")
+WRITE_TYPES: Final = ("create", "update", "delete")
+WRITE_MODES: Final = ("synchronous", "asynchronous")
+MAX_BATCH: Final = 100
+MAX_DEPTH: Final = 64
+
+
+@attrs.frozen
+class Checked:
+    """A request that passed every rule."""
+
+    project_id_or_name: str
+    integration_id: str
+    object_name: str
+    body: dict[str, Any]
+
+
+class _Invalid:
+    """Marks a value that produced an issue."""
+
+
+INVALID: Final = _Invalid()
+
+Checker = Callable[[object, str, list[ValidationIssue]], Any]
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _unknown_key_message(key: object, allowed: Sequence[str]) -> str:
+    if not isinstance(key, str):
+        return f"keys must be strings, got {_type_name(key)}"
+    folded = key.replace("_", "").replace("-", "").lower()
+    for name in allowed:
+        if name.lower() == folded:
+            return f"unknown field; did you mean {name!r}?"
+    import difflib  # only when there is a typo to explain
+
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {close[0]!r}?"
+    return f"unknown field; allowed: {', '.join(allowed)}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _object(
+    fields: Mapping[str, Checker], required: Sequence[str] = ()
+) -> Callable[[object, str, list[ValidationIssue]], dict[str, Any] | _Invalid]:
+    """A checker for a JSON object with known fields; unknown keys are refused as typos."""
+    allowed = tuple(fields)
+
+    def check(value: object, path: str, issues: list[ValidationIssue]) -> dict[str, Any] | _Invalid:
+        if not isinstance(value, Mapping):
+            issues.append(ValidationIssue(path, f"expected an object, got {_type_name(value)}"))
+            return INVALID
+        before = len(issues)
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            checker = fields.get(key) if isinstance(key, str) else None
+            if checker is None:
+                issues.append(
+                    ValidationIssue(_join(path, str(key)), _unknown_key_message(key, allowed))
+                )
+                continue
+            item_path = _join(path, key)
+            if item is None:
+                issues.append(
+                    ValidationIssue(item_path, "must not be null; leave the field out instead")
+                )
+                continue
+            out[key] = checker(item, item_path, issues)
+        for key in required:
+            if key not in value:
+                issues.append(ValidationIssue(_join(path, key), "is required"))
+        return out if len(issues) == before else INVALID
+
+    return check
+
+
+def _string(*, non_empty: bool) -> Checker:
+    def check(value: object, path: str, issues: list[ValidationIssue]) -> object:
+        if not isinstance(value, str):
+            issues.append(ValidationIssue(path, f"expected a string, got {_type_name(value)}"))
+            return INVALID
+        if non_empty and not value:
+            issues.append(ValidationIssue(path, "must not be empty"))
+            return INVALID
+        return value
+
+    return check
+
+
+def _header_string(value: object, path: str, issues: list[ValidationIssue]) -> object:
+    checked = _string(non_empty=False)(value, path, issues)
+    if isinstance(checked, str) and any(c in checked for c in "\r\n\0"):
+        issues.append(ValidationIssue(path, "must not contain CR, LF or NUL characters"))
+        return INVALID
+    return checked
+
+
+def _enum(*choices: str) -> Checker:
+    allowed = ", ".join(choices)
+
+    def check(value: object, path: str, issues: list[ValidationIssue]) -> object:
+        if value not in choices or not isinstance(value, str):
+            issues.append(ValidationIssue(path, f"must be one of {allowed}; got {value!r}"))
+            return INVALID
+        return value
+
+    return check
+
+
+def _integer(low: int, high: int) -> Checker:
+    def check(value: object, path: str, issues: list[ValidationIssue]) -> object:
+        if isinstance(value, bool) or not isinstance(value, int):
+            issues.append(ValidationIssue(path, f"expected an integer, got {_type_name(value)}"))
+            return INVALID
+        if not low <= value <= high:
+            issues.append(ValidationIssue(path, f"must be between {low} and {high}; got {value}"))
+            return INVALID
+        return int(value)
+
+    return check
+
+
+def _boolean(value: object, path: str, issues: list[ValidationIssue]) -> object:
+    if not isinstance(value, bool):
+        issues.append(ValidationIssue(path, f"expected true or false, got {_type_name(value)}"))
+        return INVALID
+    return value
+
+
+def _array(item: Checker, *, low: int = 0, high: int | None = None) -> Checker:
+    def check(value: object, path: str, issues: list[ValidationIssue]) -> object:
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+            issues.append(ValidationIssue(path, f"expected an array, got {_type_name(value)}"))
+            return INVALID
+        count = len(value)
+        if count < low or (high is not None and count > high):
+            limit = f"{low}–{high}" if high is not None else f"at least {low}"
+            issues.append(ValidationIssue(path, f"must hold {limit} items; got {count}"))
+            return INVALID
+        before = len(issues)
+        out = [item(element, f"{path}[{index}]", issues) for index, element in enumerate(value)]
+        return out if len(issues) == before else INVALID
+
+    return check
+
+
+_NOT_JSON_HINTS: Final = {
+    "bytes": "decode it to a string first",
+    "bytearray": "decode it to a string first",
+    "set": "use a list",
+    "frozenset": "use a list",
+    "Decimal": "convert it to a string or a float",
+    "datetime": "format it as an ISO 8601 string",
+    "date": "format it as an ISO 8601 string",
+}
+
+
+def _json_value(value: object, path: str, issues: list[ValidationIssue], depth: int = 0) -> object:
+    """Return `value` as plain JSON data, or INVALID after noting why it is not JSON."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        issues.append(ValidationIssue(path, f"{value!r} is not a JSON number"))
+        return INVALID
+    if isinstance(value, (str, int)):
+        return value
+    if depth >= MAX_DEPTH:
+        issues.append(
+            ValidationIssue(path, f"nested deeper than {MAX_DEPTH} levels (or contains a cycle)")
+        )
+        return INVALID
+    if isinstance(value, Mapping):
+        return _json_members(value, path, issues, depth)
+    if isinstance(value, (list, tuple)):
+        before = len(issues)
+        items = [
+            _json_value(item, f"{path}[{index}]", issues, depth + 1)
+            for index, item in enumerate(value)
+        ]
+        return items if len(issues) == before else INVALID
+    name = type(value).__name__
+    hint = _NOT_JSON_HINTS.get(name, "use strings, numbers, booleans, null, lists and objects")
+    issues.append(ValidationIssue(path, f"{name} is not a JSON type; {hint}"))
+    return INVALID
+
+
+def _json_members(
+    value: Mapping[Any, Any], path: str, issues: list[ValidationIssue], depth: int = 0
+) -> dict[str, Any] | _Invalid:
+    before = len(issues)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            issues.append(
+                ValidationIssue(f"{path}[{key!r}]", f"keys must be strings, got {_type_name(key)}")
+            )
+            continue
+        out[key] = _json_value(item, _join(path, key), issues, depth + 1)
+    return out if len(issues) == before else INVALID
+
+
+def _json_object(value: object, path: str, issues: list[ValidationIssue]) -> object:
+    if not isinstance(value, Mapping):
+        issues.append(ValidationIssue(path, f"expected an object, got {_type_name(value)}"))
+        return INVALID
+    return _json_members(value, path, issues)
+
+
+_HEADER = _object({"key": _header_string, "value": _header_string}, required=("key", "value"))
+_BATCH_ITEM = _object(
+    {"record": _json_object, "associations": _array(_json_object)}, required=("record",)
+)
+_BODY = _object(
+    {
+        "groupRef": _string(non_empty=True),
+        "type": _enum(*WRITE_TYPES),
+        "mode": _enum(*WRITE_MODES),
+        "retryPolicy": _object({"deadlineHours": _integer(1, 48)}),
+        "autoBatchPolicy": _object(
+            {"maxDelayMinutes": _integer(1, 1440), "retryDeadlineHours": _integer(1, 48)},
+            required=("maxDelayMinutes",),
+        ),
+        "record": _json_object,
+        "batchPolicy": _object({"allOrNone": _boolean}),
+        "batch": _array(_BATCH_ITEM, low=1, high=MAX_BATCH),
+        "associations": _array(_json_object),
+        "headers": _array(_HEADER),
+    },
+    required=("groupRef", "type"),
+)
+_REQUEST = _object(
+    {
+        "projectIdOrName": _string(non_empty=True),
+        "integrationId": _string(non_empty=True),
+        "objectName": _string(non_empty=True),
+        "requestBody": _BODY,
+    },
+    required=(*PATH_PARAMETERS, "requestBody"),
+)
+
+
+def _check_combinations(body: Mapping[str, Any], issues: list[ValidationIssue]) -> None:
+    """The rules that tie fields together (the contract states them in prose)."""
+    path = "requestBody"
+    has_record, has_batch = "record" in body, "batch" in body
+    if has_record and has_batch:
+        issues.append(ValidationIssue(path, "give record or batch, not both"))
+    elif not has_record and not has_batch:
+        issues.append(
+            ValidationIssue(path, "give record (one record) or batch (1–100 records); neither given")
+        )
+    write_type, mode = body.get("type"), body.get("mode", "synchronous")
+    if write_type == "delete":
+        if has_batch:
+            issues.append(ValidationIssue(f"{path}.batch", "delete takes one record, not a batch"))
+        record = body.get("record")
+        if isinstance(record, Mapping):
+            record_id = record.get("id")
+            if not isinstance(record_id, str) or not record_id:
+                issues.append(
+                    ValidationIssue(f"{path}.record.id", "delete needs the id of the record (a string)")
+                )
+        if mode == "asynchronous":
+            issues.append(
+                ValidationIssue(f"{path}.mode", "delete is synchronous only; leave mode out")
+            )
+    if "autoBatchPolicy" in body:
+        if mode != "asynchronous":
+            issues.append(
+                ValidationIssue(
+                    f"{path}.autoBatchPolicy", "only for asynchronous writes (mode: asynchronous)"
+                )
+            )
+        if has_batch:
+            issues.append(
+                ValidationIssue(f"{path}.autoBatchPolicy", "only for single-record writes, not batch")
+            )
+
+
+def check_request(request: object) -> Checked | tuple[ValidationIssue, ...]:
+    """Check a request in the API's JSON shape; return it checked, or every issue found."""
+    issues: list[ValidationIssue] = []
+    checked = _REQUEST(request, "", issues)
+    body = request.get("requestBody") if isinstance(request, Mapping) else None
+    if isinstance(body, Mapping):
+        _check_combinations(body, issues)
+    if issues or not isinstance(checked, dict):
+        if not issues:  # pragma: no cover - every INVALID comes with an issue
+            issues.append(ValidationIssue("", "invalid request"))
+        return tuple(issues)
+    return Checked(
+        project_id_or_name=checked["projectIdOrName"],
+        integration_id=checked["integrationId"],
+        object_name=checked["objectName"],
+        body=checked["requestBody"],
+    )

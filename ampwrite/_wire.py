@@ -1,0 +1,122 @@
+"""Between the models and JSON: names, request encoding and response decoding.
+
+snake_case attribute names map to the API's camelCase (`in_` is `in`). Requests are turned
+into plain data by walking values by their runtime type, so a wrong type in a model becomes a
+validation issue instead of an exception. Responses are read by one cattrs converter, built at
+import, that renames fields, tolerates fields it does not know (servers add fields) and refuses
+wrong types instead of coercing them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+from cattrs.gen import make_dict_structure_fn, override
+from cattrs.preconf.json import make_converter
+
+from .models import BatchWriteResponse, Problem, SingleWriteResponse, WriteFailure, WriteResponse
+
+__all__ = ["decode_problem", "decode_write_failure", "decode_write_response", "to_wire", "wire_name"]
+
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=None)
+def wire_name(name: str) -> str:
+    """`record_id` -> `recordId`; a trailing underscore (`in_`) is dropped."""
+    head, *rest = name.rstrip("_").split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@functools.lru_cache(maxsize=None)
+def _wire_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    return tuple((a.name, wire_name(a.name)) for a in attrs.fields(cls))
+
+
+def to_wire(value: object) -> object:
+    """A model as the API's JSON data; unset (None) fields are left out.
+
+    Mappings (records, associations) are passed through untouched: the validator checks and
+    copies them.
+    """
+    if attrs.has(type(value)):
+        out: dict[str, object] = {}
+        for name, wire in _wire_fields(type(value)):
+            item = getattr(value, name)
+            if item is not None:
+                out[wire] = to_wire(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_wire(item) for item in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+
+
+def _strict(kind: type[T], label: str) -> Callable[[object, object], T]:
+    def structure(value: object, _: object) -> T:
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        raise TypeError(f"expected {label}, got {type(value).__name__}")
+
+    return structure
+
+
+def _number(value: object, _: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def _renaming_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    renames = {a.name: override(rename=wire_name(a.name)) for a in attrs.fields(cls)}
+    return make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=False, **renames)
+
+
+_converter = make_converter(forbid_extra_keys=False, detailed_validation=False)
+_converter.register_structure_hook(str, _strict(str, "a string"))
+_converter.register_structure_hook(int, _strict(int, "an integer"))
+_converter.register_structure_hook(bool, _strict(bool, "true or false"))
+_converter.register_structure_hook(float, _number)
+_converter.register_structure_hook_factory(attrs.has, _renaming_structure_fn)
+
+_PROBLEM_FIELDS = frozenset(wire for _, wire in _wire_fields(Problem)) - {"extras"}
+
+
+def decode_write_response(payload: object) -> WriteResponse:
+    """A 200 body: a batch answer when it carries counts, else a single-record answer.
+
+    Raises (TypeError, KeyError, ...) when the body fits neither shape.
+    """
+    if not isinstance(payload, dict):
+        raise TypeError("expected a JSON object")
+    if "successCount" in payload or "failureCount" in payload:
+        return _converter.structure(payload, BatchWriteResponse)
+    return _converter.structure(payload, SingleWriteResponse)
+
+
+def decode_write_failure(payload: object) -> WriteFailure | BatchWriteResponse:
+    """A 422 body: a batch answer when it carries counts, else a single-record failure."""
+    if not isinstance(payload, dict):
+        raise TypeError("expected a JSON object")
+    if "successCount" in payload or "failureCount" in payload:
+        return _converter.structure(payload, BatchWriteResponse)
+    return _converter.structure(payload, WriteFailure)
+
+
+def decode_problem(payload: object) -> Problem | None:
+    """Problem details from an error body, or None when it holds none."""
+    if not isinstance(payload, dict):
+        return None
+    extras = {key: value for key, value in payload.items() if key not in _PROBLEM_FIELDS}
+    known = {key: value for key, value in payload.items() if key in _PROBLEM_FIELDS}
+    try:
+        problem = _converter.structure(known, Problem)
+    except Exception:  # a malformed problem is still an error answer: keep the raw body only
+        return None
+    return attrs.evolve(problem, extras=extras) if extras else problem

@@ -1,0 +1,249 @@
+"""The errors ampwrite returns (functional API) or raises (facade).
+
+    AmpWriteError
+    ├── ConfigurationError        Core(...) was given settings it cannot work with
+    ├── RequestValidationError    the request is invalid; nothing was sent
+    ├── APIError                  the API answered with a non-2xx status
+    │   ├── BadRequestError       400
+    │   ├── AuthenticationError   401, 403
+    │   ├── WriteFailedError      422: the write itself failed
+    │   ├── RateLimitError        429
+    │   └── ServerError           5xx
+    ├── ResponseValidationError   a 2xx answer whose body does not fit the contract
+    └── TransportError            no usable answer (refused, reset, TLS, truncated, too large)
+        └── RequestTimeoutError
+
+Every error carries `attempts`, the number of HTTP attempts made (0 when nothing was sent).
+No error message or repr contains the API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from .models import BatchWriteResponse, Message, Problem, WriteFailure, WriteResult
+
+__all__ = [
+    "APIError",
+    "AmpWriteError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "RequestValidationError",
+    "ResponseValidationError",
+    "ServerError",
+    "TransportError",
+    "ValidationIssue",
+    "WriteFailedError",
+]
+
+
+class AmpWriteError(Exception):
+    """Base of every ampwrite error."""
+
+    def __init__(self, message: str, *, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ConfigurationError(AmpWriteError, ValueError):
+    """A setting of `Core` (or of one call) that ampwrite cannot work with."""
+
+
+@attrs.frozen
+class ValidationIssue:
+    """One problem with a request: where (`path`, in the API's JSON names) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class RequestValidationError(AmpWriteError):
+    """The request breaks the contract; it was refused before anything was sent."""
+
+    def __init__(self, issues: tuple[ValidationIssue, ...]) -> None:
+        lines = "\n".join(f"  - {issue}" for issue in issues)
+        count = len(issues)
+        super().__init__(f"invalid request ({count} issue{'s' if count != 1 else ''}):\n{lines}")
+        self.issues = issues
+
+
+class APIError(AmpWriteError):
+    """The API answered with a status outside 2xx.
+
+    `body` is the answer's text (truncated for very large bodies) and `problem` its parsed
+    problem details, when it had any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        problem: Problem | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.status = status
+        self.headers = dict(headers)
+        self.body = body
+        self.problem = problem
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id for the request: from the problem details or `X-Request-Id`."""
+        if self.problem is not None and self.problem.request_id:
+            return self.problem.request_id
+        for name, value in self.headers.items():
+            if name.lower() in ("x-request-id", "x-amzn-requestid", "request-id"):
+                return value
+        return None
+
+
+class BadRequestError(APIError):
+    """400: the server refused the request as malformed."""
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the API key is missing, wrong, or not allowed to do this."""
+
+
+class WriteFailedError(APIError):
+    """422: the provider refused the write.
+
+    For a single record: `operation_id`, `errors`, `warnings`, `result`, `raw_response`.
+    For a batch: `operation_id`, `success_count`, `failure_count`, `results`, `errors`.
+    `response` is the parsed body (None when it fitted neither shape; see `body`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: WriteFailure | BatchWriteResponse | None,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        problem: Problem | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(
+            message, status=status, headers=headers, body=body, problem=problem, attempts=attempts
+        )
+        self.response = response
+
+    @property
+    def operation_id(self) -> str | None:
+        return None if self.response is None else self.response.operation_id
+
+    @property
+    def errors(self) -> tuple[Message, ...]:
+        return () if self.response is None else self.response.errors
+
+    @property
+    def warnings(self) -> tuple[Message, ...]:
+        return self.response.warnings if isinstance(self.response, WriteFailure) else ()
+
+    @property
+    def result(self) -> WriteResult | None:
+        return self.response.result if isinstance(self.response, WriteFailure) else None
+
+    @property
+    def results(self) -> tuple[WriteResult, ...]:
+        """Per-record results: the batch's, or the single record's result."""
+        if isinstance(self.response, BatchWriteResponse):
+            return self.response.results
+        result = self.result
+        return () if result is None else (result,)
+
+    @property
+    def raw_response(self) -> str | None:
+        return self.response.raw_response if isinstance(self.response, WriteFailure) else None
+
+    @property
+    def success_count(self) -> int | None:
+        return self.response.success_count if isinstance(self.response, BatchWriteResponse) else None
+
+    @property
+    def failure_count(self) -> int | None:
+        return self.response.failure_count if isinstance(self.response, BatchWriteResponse) else None
+
+
+class RateLimitError(APIError):
+    """429: too many requests. `retry_after` is the wait the server asked for, in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        problem: Problem | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(
+            message, status=status, headers=headers, body=body, problem=problem, attempts=attempts
+        )
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: the server failed. For 500, 502 and 504 the write may or may not have happened."""
+
+
+class ResponseValidationError(AmpWriteError):
+    """A 2xx answer whose body does not fit the contract; `body` holds what came."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.status = status
+        self.headers = dict(headers)
+        self.body = body
+
+
+class TransportError(AmpWriteError):
+    """No usable answer: connection refused or reset, TLS failure, truncated or oversized body.
+
+    `maybe_sent` is False only when ampwrite knows the request never reached the server, so a
+    retry cannot write twice. `kind` names the failure: "connect" (refused, unreachable),
+    "connect-timeout", "read-timeout", "tls", "interrupted" (reset, closed or truncated
+    answer), "too-large" (the answer was over the size limit), "invalid" (a URL or header
+    that cannot be sent).
+    """
+
+    def __init__(
+        self, message: str, *, maybe_sent: bool, kind: str = "interrupted", attempts: int = 1
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.maybe_sent = maybe_sent
+        self.kind = kind
+
+
+class RequestTimeoutError(TransportError):
+    """The connection or the answer took longer than the timeout."""

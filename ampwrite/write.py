@@ -1,0 +1,239 @@
+"""`write_records`: one write, from request to `Result`, in four stages.
+
+1. validate the request (nothing is sent when it is invalid);
+2. build the URL (each path parameter one percent-encoded segment) and the headers;
+3. send it, retrying only what the retry policy allows;
+4. decode the answer (see `ampwrite._answers`).
+
+It never raises for anything the network, the server or the caller's data does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+from ._answers import decode_answer
+from ._transport import NOT_SENT, TIMEOUT_CONNECT, Answer, send_once
+from ._validate import Checked, check_request
+from ._wire import to_wire
+from .core import API_KEY_HEADER, Core, Timeout, check_server_url, check_timeout
+from .core import has_control_characters as _has_control_characters
+from .errors import (
+    AmpWriteError,
+    APIError,
+    ConfigurationError,
+    RequestValidationError,
+    TransportError,
+    ValidationIssue,
+)
+from .models import WriteRecordsRequest, WriteResponse
+from .result import Err, Ok, Result
+from .retries import RetryConfig, parse_retry_after
+
+__all__ = ["write_records"]
+
+log = logging.getLogger("ampwrite")
+
+RESERVED_HEADERS: Final = frozenset({API_KEY_HEADER.lower(), "content-length", "host"})
+_AMBIGUOUS_KINDS: Final = frozenset({"read-timeout", "interrupted"})
+
+
+def write_records(
+    core: Core,
+    request: WriteRecordsRequest | Mapping[str, Any],
+    *,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    server_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Result[WriteResponse, AmpWriteError]:
+    """Create, update or delete records; return `Ok(response)` or `Err(error)`.
+
+    `request` is a `WriteRecordsRequest` or a mapping in the API's JSON shape
+    (`projectIdOrName`, `integrationId`, `objectName`, `requestBody`). The keyword options
+    override the `Core`'s settings for this call; `headers` adds request headers.
+    """
+    if not isinstance(core, Core):
+        raise TypeError(f"write_records needs a Core, got {type(core).__name__}")
+    checked = _validate(request, headers)
+    if isinstance(checked, AmpWriteError):
+        return Err(checked)
+    settings = _call_settings(core, retries, timeout, server_url)
+    if isinstance(settings, AmpWriteError):
+        return Err(settings)
+    config, call_timeout, base_url = settings
+    key = core.api_key()
+    if isinstance(key, AmpWriteError):
+        return Err(key)
+    try:
+        body = json.dumps(
+            checked.body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:
+        issue = ValidationIssue("requestBody", f"cannot be encoded as UTF-8 JSON: {exc}")
+        return Err(RequestValidationError((issue,)))
+    url = _url(base_url, checked)
+    request_headers = dict(core.base_headers)
+    if headers:
+        request_headers.update(headers)
+    request_headers[API_KEY_HEADER] = key
+    options = core.send_options(base_url)
+    return _send(core, config, call_timeout, url, request_headers, body, key, options)
+
+
+# -- stage 1 ------------------------------------------------------------------------------------
+
+
+def _validate(request: object, headers: Mapping[str, str] | None) -> Checked | AmpWriteError:
+    if isinstance(request, WriteRecordsRequest):
+        wire = to_wire(request)
+    elif isinstance(request, Mapping):
+        wire = request
+    else:
+        issue = ValidationIssue(
+            "", f"expected a WriteRecordsRequest or a mapping, got {type(request).__name__}"
+        )
+        return RequestValidationError((issue,))
+    checked = check_request(wire)
+    header_issues = _header_issues(headers)
+    if isinstance(checked, tuple) or header_issues:
+        issues = (checked if isinstance(checked, tuple) else ()) + header_issues
+        return RequestValidationError(issues)
+    return checked
+
+
+def _header_issues(headers: object) -> tuple[ValidationIssue, ...]:
+    if headers is None:
+        return ()
+    if not isinstance(headers, Mapping):
+        return (ValidationIssue("headers", f"expected a mapping, got {type(headers).__name__}"),)
+    issues = []
+    for name, value in headers.items():
+        path = f"headers[{name!r}]"
+        if not isinstance(name, str) or not isinstance(value, str):
+            issues.append(ValidationIssue(path, "header names and values must be strings"))
+        elif not name or _has_control_characters(name) or ":" in name or " " in name:
+            issues.append(ValidationIssue(path, "is not a valid header name"))
+        elif _has_control_characters(value):
+            issues.append(ValidationIssue(path, "value must not contain CR, LF or NUL characters"))
+        elif name.lower() in RESERVED_HEADERS:
+            issues.append(ValidationIssue(path, "is set by ampwrite and cannot be replaced"))
+    return tuple(issues)
+
+
+def _call_settings(
+    core: Core, retries: object, timeout: object, server_url: object
+) -> tuple[RetryConfig, tuple[float, float], str] | ConfigurationError:
+    config = core.retries if retries is None else retries
+    if not isinstance(config, RetryConfig):
+        return ConfigurationError(f"retries must be a RetryConfig, got {type(retries).__name__}")
+    call_timeout = core.timeout if timeout is None else check_timeout(timeout)
+    if isinstance(call_timeout, ConfigurationError):
+        return call_timeout
+    base_url = (
+        core.server_url
+        if server_url is None
+        else check_server_url(server_url, allow_insecure_http=core.allow_insecure_http)
+    )
+    if isinstance(base_url, ConfigurationError):
+        return base_url
+    return config, call_timeout, base_url
+
+
+# -- stage 2 ------------------------------------------------------------------------------------
+
+
+def _segment(value: str) -> str:
+    """One path segment: everything but unreserved characters encoded, `.` and `..` too."""
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
+
+
+def _url(base_url: str, checked: Checked) -> str:
+    return (
+        f"{base_url}/projects/{_segment(checked.project_id_or_name)}"
+        f"/integrations/{_segment(checked.integration_id)}"
+        f"/objects/{_segment(checked.object_name)}"
+    )
+
+
+# -- stage 3 ------------------------------------------------------------------------------------
+
+
+def _send(
+    core: Core,
+    config: RetryConfig,
+    timeout: tuple[float, float],
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    key: str,
+    options: dict[str, Any],
+) -> Result[WriteResponse, AmpWriteError]:
+    started = core.clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        attempt_started = core.clock()
+        outcome = send_once(
+            core.session,
+            url,
+            headers,
+            body,
+            timeout=timeout,
+            max_bytes=core.max_response_bytes,
+            options=options,
+        )
+        if isinstance(outcome, Answer):
+            result = decode_answer(outcome, attempts=attempt, secret=key)
+            status = str(outcome.status)
+        else:
+            outcome.attempts = attempt
+            result = Err(outcome)
+            status = f"no answer ({outcome.kind})"
+        if log.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (core.clock() - attempt_started) * 1000
+            log.debug("POST %s -> %s in %.1f ms (attempt %d)", url, status, elapsed_ms, attempt)
+        if isinstance(result, Ok):
+            return result
+        wait = _retry_wait(core, config, result.error, attempt, started)
+        if wait is None:
+            return result
+        log.debug("retrying in %.2f s after %s", wait, status)
+        core.sleep(wait)
+
+
+def _retry_wait(
+    core: Core, config: RetryConfig, error: AmpWriteError, attempt: int, started: float
+) -> float | None:
+    """Seconds to wait before the next attempt, or None to stop and return `error`."""
+    if attempt >= config.max_attempts:
+        return None
+    server_wait: float | None = None
+    if isinstance(error, APIError):
+        if not config.retries_status(error.status):
+            return None
+        problem_after = error.problem.retry_after if error.problem else None
+        server_wait = parse_retry_after(error.headers, problem_after)
+    elif isinstance(error, TransportError):
+        never_sent = error.kind in (NOT_SENT, TIMEOUT_CONNECT)
+        ambiguous = error.kind in _AMBIGUOUS_KINDS
+        if not (
+            (never_sent and config.retry_connection_errors)
+            or (ambiguous and config.retry_ambiguous)
+        ):
+            return None
+    else:
+        return None
+    if server_wait is not None:
+        wait = min(server_wait, config.max_retry_after)
+    else:
+        wait = config.backoff(attempt, core.rand or random.random)
+    if core.clock() - started + wait > config.max_elapsed_time:
+        return None
+    return wait
