@@ -77,7 +77,9 @@ def _summary(answer: Answer, problem: Problem | None, failure: object, text: str
     return f"{head}: {first_line}" if first_line else head
 
 
-def decode_answer(answer: Answer, *, attempts: int, secret: str) -> Result[WriteResponse, AmpWriteError]:
+def decode_answer(
+    answer: Answer, *, attempts: int, secret: str
+) -> Result[WriteResponse, AmpWriteError]:
     """Map one answer to a value or an error, per the table above."""
     status, headers = answer.status, answer.headers
     if 200 <= status < 300:
@@ -105,12 +107,31 @@ def decode_answer(answer: Answer, *, attempts: int, secret: str) -> Result[Write
             failure = None
     problem = decode_problem(payload) if failure is None else None
     message = _summary(answer, problem, failure, text).replace(secret, REDACTED)
-    common = {"status": status, "headers": headers, "body": text, "problem": problem}
     if status == 422:
-        return Err(WriteFailedError(message, response=failure, attempts=attempts, **common))
+        return Err(
+            WriteFailedError(
+                message,
+                response=failure,
+                status=status,
+                headers=headers,
+                body=text,
+                problem=problem,
+                attempts=attempts,
+            )
+        )
     if status == 429:
         retry_after = parse_retry_after(headers, problem.retry_after if problem else None)
-        return Err(RateLimitError(message, retry_after=retry_after, attempts=attempts, **common))
+        return Err(
+            RateLimitError(
+                message,
+                retry_after=retry_after,
+                status=status,
+                headers=headers,
+                body=text,
+                problem=problem,
+                attempts=attempts,
+            )
+        )
     cls: type[APIError] = APIError
     if status == 400:
         cls = BadRequestError
@@ -118,4 +139,6 @@ def decode_answer(answer: Answer, *, attempts: int, secret: str) -> Result[Write
         cls = AuthenticationError
     elif 500 <= status < 600:
         cls = ServerError
-    return Err(cls(message, attempts=attempts, **common))
+    return Err(
+        cls(message, status=status, headers=headers, body=text, problem=problem, attempts=attempts)
+    )

@@ -87,20 +87,23 @@ def send_once(
     max_bytes: int,
     options: dict[str, Any],
 ) -> Answer | TransportError:
-    """POST `body` to `url` once; never follows a redirect."""
+    """POST `body` to `url` once, through the session's adapter for that URL.
+
+    A redirect is an answer like any other: it is never followed, so the key never travels
+    to another host.
+    """
     request = requests.PreparedRequest()
     request.method = "POST"
     request.url = url
     request.headers = CaseInsensitiveDict(headers)
     request.headers["Content-Length"] = str(len(body))
     request.body = body
-    request.hooks = {"response": []}
     connect, read = timeout
     deadline = time.monotonic() + connect + read
     try:
-        response = session.send(
-            request, timeout=timeout, allow_redirects=False, stream=True, **options
-        )
+        # The adapter directly: no redirects, no cookie jar, no hooks on this path.
+        adapter = session.get_adapter(url)
+        response = adapter.send(request, timeout=timeout, stream=True, **options)
     except Exception as exc:  # classified, never raised
         return transport_error(exc)
     try:

@@ -164,7 +164,7 @@ def _array(item: Checker, *, low: int = 0, high: int | None = None) -> Checker:
             return INVALID
         count = len(value)
         if count < low or (high is not None and count > high):
-            limit = f"{low}–{high}" if high is not None else f"at least {low}"
+            limit = f"{low} to {high}" if high is not None else f"at least {low}"
             issues.append(ValidationIssue(path, f"must hold {limit} items; got {count}"))
             return INVALID
         before = len(issues)
@@ -280,7 +280,9 @@ def _check_combinations(body: Mapping[str, Any], issues: list[ValidationIssue]) 
         issues.append(ValidationIssue(path, "give record or batch, not both"))
     elif not has_record and not has_batch:
         issues.append(
-            ValidationIssue(path, "give record (one record) or batch (1–100 records); neither given")
+            ValidationIssue(
+                path, "give record (one record) or batch (1 to 100 records); neither given"
+            )
         )
     write_type, mode = body.get("type"), body.get("mode", "synchronous")
     if write_type == "delete":
@@ -291,7 +293,9 @@ def _check_combinations(body: Mapping[str, Any], issues: list[ValidationIssue]) 
             record_id = record.get("id")
             if not isinstance(record_id, str) or not record_id:
                 issues.append(
-                    ValidationIssue(f"{path}.record.id", "delete needs the id of the record (a string)")
+                    ValidationIssue(
+                        f"{path}.record.id", "delete needs the id of the record (a string)"
+                    )
                 )
         if mode == "asynchronous":
             issues.append(
@@ -306,7 +310,9 @@ def _check_combinations(body: Mapping[str, Any], issues: list[ValidationIssue]) 
             )
         if has_batch:
             issues.append(
-                ValidationIssue(f"{path}.autoBatchPolicy", "only for single-record writes, not batch")
+                ValidationIssue(
+                    f"{path}.autoBatchPolicy", "only for single-record writes, not batch"
+                )
             )
 
 

@@ -19,21 +19,33 @@ from cattrs.preconf.json import make_converter
 
 from .models import BatchWriteResponse, Problem, SingleWriteResponse, WriteFailure, WriteResponse
 
-__all__ = ["decode_problem", "decode_write_failure", "decode_write_response", "to_wire", "wire_name"]
+__all__ = [
+    "decode_problem",
+    "decode_write_failure",
+    "decode_write_response",
+    "to_wire",
+    "wire_name",
+]
 
 T = TypeVar("T")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wire_name(name: str) -> str:
     """`record_id` -> `recordId`; a trailing underscore (`in_`) is dropped."""
     head, *rest = name.rstrip("_").split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-@functools.lru_cache(maxsize=None)
-def _wire_fields(cls: type) -> tuple[tuple[str, str], ...]:
-    return tuple((a.name, wire_name(a.name)) for a in attrs.fields(cls))
+_FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+
+
+def _wire_fields(cls: type[Any]) -> tuple[tuple[str, str], ...]:
+    """(attribute name, wire name) of each field of an attrs class, computed once per class."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = tuple((a.name, wire_name(a.name)) for a in attrs.fields(cls))
+    return fields
 
 
 def to_wire(value: object) -> object:
@@ -74,7 +86,7 @@ def _number(value: object, _: object) -> float:
 
 
 def _renaming_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
-    renames = {a.name: override(rename=wire_name(a.name)) for a in attrs.fields(cls)}
+    renames: dict[str, Any] = {name: override(rename=wire) for name, wire in _wire_fields(cls)}
     return make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=False, **renames)
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Union
+from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
 import requests
@@ -40,8 +40,8 @@ USER_AGENT: Final = (
     f"requests/{requests.__version__}"
 )
 
-Timeout = Union[float, tuple[float, float]]
-ApiKey = Union[str, Callable[[], str]]
+Timeout: TypeAlias = float | tuple[float, float]
+ApiKey: TypeAlias = str | Callable[[], str]
 
 _FORBIDDEN_IN_HEADERS: Final = ("\r", "\n", "\0")
 
@@ -151,10 +151,9 @@ class Core:
             checked_key = check_api_key(api_key)
             if isinstance(checked_key, ConfigurationError):
                 raise checked_key
-        url = check_server_url(
-            server_url or os.environ.get(ENV_SERVER_URL) or DEFAULT_SERVER_URL,
-            allow_insecure_http=allow_insecure_http,
-        )
+        if server_url is None:
+            server_url = os.environ.get(ENV_SERVER_URL) or DEFAULT_SERVER_URL
+        url = check_server_url(server_url, allow_insecure_http=allow_insecure_http)
         if isinstance(url, ConfigurationError):
             raise url
         checked_timeout = check_timeout(timeout)

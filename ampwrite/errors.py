@@ -178,11 +178,15 @@ class WriteFailedError(APIError):
 
     @property
     def success_count(self) -> int | None:
-        return self.response.success_count if isinstance(self.response, BatchWriteResponse) else None
+        return (
+            self.response.success_count if isinstance(self.response, BatchWriteResponse) else None
+        )
 
     @property
     def failure_count(self) -> int | None:
-        return self.response.failure_count if isinstance(self.response, BatchWriteResponse) else None
+        return (
+            self.response.failure_count if isinstance(self.response, BatchWriteResponse) else None
+        )
 
 
 class RateLimitError(APIError):

@@ -32,7 +32,11 @@ class Write:
         """Write records; return the response or raise the `AmpWriteError` that
         `write_records` would have returned."""
         result = write_records(
-            self._core, request, retries=retries, timeout=timeout, server_url=server_url,
+            self._core,
+            request,
+            retries=retries,
+            timeout=timeout,
+            server_url=server_url,
             headers=headers,
         )
         if isinstance(result, Err):

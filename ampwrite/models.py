@@ -8,7 +8,7 @@ Records and associations are plain JSON objects (`Mapping[str, Any]`) and travel
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
@@ -57,7 +57,7 @@ class BatchPolicy:
 
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
-    """How long (1–48 hours) an asynchronous write may keep retrying."""
+    """How long (1 to 48 hours) an asynchronous write may keep retrying."""
 
     deadline_hours: int | None = None
 
@@ -143,7 +143,7 @@ class BatchWriteResponse:
     errors: tuple[Message, ...] = ()
 
 
-WriteResponse = Union[SingleWriteResponse, BatchWriteResponse]
+WriteResponse: TypeAlias = SingleWriteResponse | BatchWriteResponse
 
 
 @attrs.frozen(kw_only=True)

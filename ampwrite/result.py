@@ -14,7 +14,7 @@ A `Result` is a value, not a control-flow trick: check `res.ok`, read `res.value
 
 from __future__ import annotations
 
-from typing import Generic, Literal, NoReturn, TypeVar, Union
+from typing import Generic, Literal, NoReturn, TypeAlias, TypeVar
 
 import attrs
 
@@ -60,4 +60,4 @@ class Err(Generic[E]):
         raise self.error
 
 
-Result = Union[Ok[T], Err[E]]
+Result: TypeAlias = Ok[T] | Err[E]

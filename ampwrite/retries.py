@@ -69,7 +69,9 @@ class RetryConfig:
 
 
 def parse_retry_after(
-    headers: Mapping[str, str], problem_retry_after: str | None, now: Callable[[], float] = time.time
+    headers: Mapping[str, str],
+    problem_retry_after: str | None,
+    now: Callable[[], float] = time.time,
 ) -> float | None:
     """Seconds to wait as the server asked: `Retry-After` (seconds or HTTP date), else the
     problem's `retryAfter` (RFC 3339). None when neither is present or readable."""

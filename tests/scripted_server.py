@@ -9,6 +9,7 @@ or `Stall(seconds)` (say nothing for that long, then close).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import socket
 import struct
@@ -38,8 +39,13 @@ class Reply:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
-def json_reply(status: int, payload: Any, *, content_type: str = "application/json",
-               headers: Iterable[tuple[str, str]] = ()) -> Reply:
+def json_reply(
+    status: int,
+    payload: Any,
+    *,
+    content_type: str = "application/json",
+    headers: Iterable[tuple[str, str]] = (),
+) -> Reply:
     return Reply(status, tuple(headers), json.dumps(payload).encode(), content_type)
 
 
@@ -98,10 +104,8 @@ class ScriptedServer:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         for sock in [self._listener, *self._conns]:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._accepter.join(timeout=5)
         self._listener.close()
         for thread in self._threads:
@@ -172,9 +176,9 @@ class ScriptedServer:
         if isinstance(action, Reply):
             conn.sendall(action.encode())
             return True
-        if isinstance(action, bytes):
+        if isinstance(action, bytes):  # raw bytes end the connection once written
             conn.sendall(action)
-            return True
+            return False
         if isinstance(action, Stall):
             deadline = time.monotonic() + action.seconds
             while time.monotonic() < deadline and not self._stop.is_set():

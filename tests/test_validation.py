@@ -40,14 +40,29 @@ def _cycle() -> dict[str, Any]:
 # (request, a field path that must be named, a word the message must contain)
 INVALID: list[tuple[str, Any, str, str]] = [
     ("not a mapping", ["a", "list"], "", "expected"),
-    ("missing projectIdOrName", _without(single(), "projectIdOrName"), "projectIdOrName", "required"),
+    (
+        "missing projectIdOrName",
+        _without(single(), "projectIdOrName"),
+        "projectIdOrName",
+        "required",
+    ),
     ("missing requestBody", _without(single(), "requestBody"), "requestBody", "required"),
-    ("empty projectIdOrName", with_changes(single(), projectIdOrName=""), "projectIdOrName", "empty"),
+    (
+        "empty projectIdOrName",
+        with_changes(single(), projectIdOrName=""),
+        "projectIdOrName",
+        "empty",
+    ),
     ("empty integrationId", with_changes(single(), integrationId=""), "integrationId", "empty"),
     ("empty objectName", with_changes(single(), objectName=""), "objectName", "empty"),
     ("objectName not a string", with_changes(single(), objectName=7), "objectName", "string"),
     ("typo at top level", with_changes(single(), objectname="x"), "objectname", "objectName"),
-    ("requestBody not an object", with_changes(single(), requestBody="{}"), "requestBody", "object"),
+    (
+        "requestBody not an object",
+        with_changes(single(), requestBody="{}"),
+        "requestBody",
+        "object",
+    ),
     ("missing groupRef", _without(single(), "groupRef"), "requestBody.groupRef", "required"),
     ("empty groupRef", single(groupRef=""), "requestBody.groupRef", "empty"),
     ("groupRef not a string", single(groupRef=12), "requestBody.groupRef", "string"),
@@ -60,42 +75,194 @@ INVALID: list[tuple[str, Any, str, str]] = [
     ("record not an object", single(record=["a"]), "requestBody.record", "object"),
     ("neither record nor batch", _without(single(), "record"), "requestBody", "neither"),
     ("record and batch", single(batch=[{"record": {}}]), "requestBody", "not both"),
-    ("empty batch", batch(0), "requestBody.batch", "1–100"),
+    ("empty batch", batch(0), "requestBody.batch", "1 to 100"),
     ("101 batch items", batch(101), "requestBody.batch", "got 101"),
     ("batch not an array", batch(1, batch={"record": {}}), "requestBody.batch", "array"),
-    ("batch item without record", batch(1, batch=[{"associations": []}]), "requestBody.batch[0].record", "required"),
-    ("batch item record not an object", batch(1, batch=[{"record": 5}]), "requestBody.batch[0].record", "object"),
-    ("batch item unknown key", batch(1, batch=[{"record": {}, "recrod": {}}]), "requestBody.batch[0].recrod", "record"),
-    ("allOrNone not a boolean", batch(2, batchPolicy={"allOrNone": "yes"}), "requestBody.batchPolicy.allOrNone", "true or false"),
-    ("deadlineHours 0", single(mode="asynchronous", retryPolicy={"deadlineHours": 0}), "requestBody.retryPolicy.deadlineHours", "between 1 and 48"),
-    ("deadlineHours 49", single(mode="asynchronous", retryPolicy={"deadlineHours": 49}), "requestBody.retryPolicy.deadlineHours", "between 1 and 48"),
-    ("deadlineHours a boolean", single(retryPolicy={"deadlineHours": True}), "requestBody.retryPolicy.deadlineHours", "integer"),
-    ("deadlineHours a float", single(retryPolicy={"deadlineHours": 2.5}), "requestBody.retryPolicy.deadlineHours", "integer"),
-    ("maxDelayMinutes missing", single(mode="asynchronous", autoBatchPolicy={}), "requestBody.autoBatchPolicy.maxDelayMinutes", "required"),
-    ("maxDelayMinutes 1441", single(mode="asynchronous", autoBatchPolicy={"maxDelayMinutes": 1441}), "requestBody.autoBatchPolicy.maxDelayMinutes", "between 1 and 1440"),
-    ("retryDeadlineHours 0", single(mode="asynchronous", autoBatchPolicy={"maxDelayMinutes": 5, "retryDeadlineHours": 0}), "requestBody.autoBatchPolicy.retryDeadlineHours", "between 1 and 48"),
-    ("autoBatchPolicy on a synchronous write", single(autoBatchPolicy={"maxDelayMinutes": 5}), "requestBody.autoBatchPolicy", "asynchronous"),
-    ("autoBatchPolicy on a batch", batch(2, mode="asynchronous", autoBatchPolicy={"maxDelayMinutes": 5}), "requestBody.autoBatchPolicy", "single-record"),
-    ("delete without id", single(type="delete", record={"email": "x"}), "requestBody.record.id", "id"),
-    ("delete with a numeric id", single(type="delete", record={"id": 5}), "requestBody.record.id", "id"),
-    ("delete asynchronous", single(type="delete", mode="asynchronous", record={"id": "1"}), "requestBody.mode", "synchronous only"),
+    (
+        "batch item without record",
+        batch(1, batch=[{"associations": []}]),
+        "requestBody.batch[0].record",
+        "required",
+    ),
+    (
+        "batch item record not an object",
+        batch(1, batch=[{"record": 5}]),
+        "requestBody.batch[0].record",
+        "object",
+    ),
+    (
+        "batch item unknown key",
+        batch(1, batch=[{"record": {}, "recrod": {}}]),
+        "requestBody.batch[0].recrod",
+        "record",
+    ),
+    (
+        "allOrNone not a boolean",
+        batch(2, batchPolicy={"allOrNone": "yes"}),
+        "requestBody.batchPolicy.allOrNone",
+        "true or false",
+    ),
+    (
+        "deadlineHours 0",
+        single(mode="asynchronous", retryPolicy={"deadlineHours": 0}),
+        "requestBody.retryPolicy.deadlineHours",
+        "between 1 and 48",
+    ),
+    (
+        "deadlineHours 49",
+        single(mode="asynchronous", retryPolicy={"deadlineHours": 49}),
+        "requestBody.retryPolicy.deadlineHours",
+        "between 1 and 48",
+    ),
+    (
+        "deadlineHours a boolean",
+        single(retryPolicy={"deadlineHours": True}),
+        "requestBody.retryPolicy.deadlineHours",
+        "integer",
+    ),
+    (
+        "deadlineHours a float",
+        single(retryPolicy={"deadlineHours": 2.5}),
+        "requestBody.retryPolicy.deadlineHours",
+        "integer",
+    ),
+    (
+        "maxDelayMinutes missing",
+        single(mode="asynchronous", autoBatchPolicy={}),
+        "requestBody.autoBatchPolicy.maxDelayMinutes",
+        "required",
+    ),
+    (
+        "maxDelayMinutes 1441",
+        single(mode="asynchronous", autoBatchPolicy={"maxDelayMinutes": 1441}),
+        "requestBody.autoBatchPolicy.maxDelayMinutes",
+        "between 1 and 1440",
+    ),
+    (
+        "retryDeadlineHours 0",
+        single(
+            mode="asynchronous", autoBatchPolicy={"maxDelayMinutes": 5, "retryDeadlineHours": 0}
+        ),
+        "requestBody.autoBatchPolicy.retryDeadlineHours",
+        "between 1 and 48",
+    ),
+    (
+        "autoBatchPolicy on a synchronous write",
+        single(autoBatchPolicy={"maxDelayMinutes": 5}),
+        "requestBody.autoBatchPolicy",
+        "asynchronous",
+    ),
+    (
+        "autoBatchPolicy on a batch",
+        batch(2, mode="asynchronous", autoBatchPolicy={"maxDelayMinutes": 5}),
+        "requestBody.autoBatchPolicy",
+        "single-record",
+    ),
+    (
+        "delete without id",
+        single(type="delete", record={"email": "x"}),
+        "requestBody.record.id",
+        "id",
+    ),
+    (
+        "delete with a numeric id",
+        single(type="delete", record={"id": 5}),
+        "requestBody.record.id",
+        "id",
+    ),
+    (
+        "delete asynchronous",
+        single(type="delete", mode="asynchronous", record={"id": "1"}),
+        "requestBody.mode",
+        "synchronous only",
+    ),
     ("delete batch", _without(batch(2, type="delete"), "mode"), "requestBody.batch", "not a batch"),
-    ("NaN in a record", single(record={"score": math.nan}), "requestBody.record.score", "not a JSON number"),
-    ("infinity in a record", single(record={"score": math.inf}), "requestBody.record.score", "not a JSON number"),
-    ("bytes in a record", single(record={"photo": b"\x89PNG"}), "requestBody.record.photo", "bytes"),
+    (
+        "NaN in a record",
+        single(record={"score": math.nan}),
+        "requestBody.record.score",
+        "not a JSON number",
+    ),
+    (
+        "infinity in a record",
+        single(record={"score": math.inf}),
+        "requestBody.record.score",
+        "not a JSON number",
+    ),
+    (
+        "bytes in a record",
+        single(record={"photo": b"\x89PNG"}),
+        "requestBody.record.photo",
+        "bytes",
+    ),
     ("a set in a record", single(record={"tags": {"a", "b"}}), "requestBody.record.tags", "list"),
-    ("a Decimal in a record", single(record={"price": decimal.Decimal("1.5")}), "requestBody.record.price", "Decimal"),
-    ("a datetime in a record", single(record={"at": datetime.datetime(2026, 1, 1)}), "requestBody.record.at", "ISO 8601"),
+    (
+        "a Decimal in a record",
+        single(record={"price": decimal.Decimal("1.5")}),
+        "requestBody.record.price",
+        "Decimal",
+    ),
+    (
+        "a datetime in a record",
+        single(record={"at": datetime.datetime(2026, 1, 1)}),
+        "requestBody.record.at",
+        "ISO 8601",
+    ),
     ("an object in a record", single(record={"x": object()}), "requestBody.record.x", "object"),
-    ("a nested NaN", single(record={"a": {"b": [1, {"c": math.nan}]}}), "requestBody.record.a.b[1].c", "JSON number"),
-    ("a non-string record key", single(record={1: "one"}), "requestBody.record[1]", "keys must be strings"),
-    ("a cycle in a record", single(record=_cycle()), "requestBody.record" + ".self" * 64, "nested deeper"),
-    ("associations not an array", single(associations={"to": {}}), "requestBody.associations", "array"),
-    ("an association not an object", single(associations=["x"]), "requestBody.associations[0]", "object"),
-    ("headers not an array", single(headers={"key": "a", "value": "b"}), "requestBody.headers", "array"),
-    ("a header without value", single(headers=[{"key": "a"}]), "requestBody.headers[0].value", "required"),
-    ("a header value not a string", single(headers=[{"key": "a", "value": 1}]), "requestBody.headers[0].value", "string"),
-    ("a header value with CR/LF", single(headers=[{"key": "a", "value": "b\r\nX: y"}]), "requestBody.headers[0].value", "CR, LF"),
+    (
+        "a nested NaN",
+        single(record={"a": {"b": [1, {"c": math.nan}]}}),
+        "requestBody.record.a.b[1].c",
+        "JSON number",
+    ),
+    (
+        "a non-string record key",
+        single(record={1: "one"}),
+        "requestBody.record[1]",
+        "keys must be strings",
+    ),
+    (
+        "a cycle in a record",
+        single(record=_cycle()),
+        "requestBody.record" + ".self" * 64,
+        "nested deeper",
+    ),
+    (
+        "associations not an array",
+        single(associations={"to": {}}),
+        "requestBody.associations",
+        "array",
+    ),
+    (
+        "an association not an object",
+        single(associations=["x"]),
+        "requestBody.associations[0]",
+        "object",
+    ),
+    (
+        "headers not an array",
+        single(headers={"key": "a", "value": "b"}),
+        "requestBody.headers",
+        "array",
+    ),
+    (
+        "a header without value",
+        single(headers=[{"key": "a"}]),
+        "requestBody.headers[0].value",
+        "required",
+    ),
+    (
+        "a header value not a string",
+        single(headers=[{"key": "a", "value": 1}]),
+        "requestBody.headers[0].value",
+        "string",
+    ),
+    (
+        "a header value with CR/LF",
+        single(headers=[{"key": "a", "value": "b\r\nX: y"}]),
+        "requestBody.headers[0].value",
+        "CR, LF",
+    ),
 ]
 
 
@@ -128,8 +295,8 @@ def test_every_issue_is_reported_at_once(core: Core, server: ScriptedServer) -> 
 
     result = write_records(core, request)
 
-    assert isinstance(result, Err)
-    paths = {issue.path for issue in result.error.issues}  # type: ignore[union-attr]
+    assert isinstance(result, Err) and isinstance(result.error, RequestValidationError)
+    paths = {issue.path for issue in result.error.issues}
     assert {"objectName", "requestBody.groupRef", "requestBody.type", "requestBody.mode"} <= paths
     assert server.received == []
 
@@ -173,8 +340,8 @@ def test_models_with_wrong_types_are_refused_not_raised(core: Core, server: Scri
 
     result = write_records(core, request)
 
-    assert isinstance(result, Err)
-    paths = {issue.path for issue in result.error.issues}  # type: ignore[union-attr]
+    assert isinstance(result, Err) and isinstance(result.error, RequestValidationError)
+    paths = {issue.path for issue in result.error.issues}
     assert paths >= {
         "requestBody.groupRef",
         "requestBody.batch[1]",

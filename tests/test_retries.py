@@ -1,0 +1,303 @@
+"""Retry rules: which outcomes are retried, how often, and how long ampwrite waits."""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+import requests.adapters
+
+from ampwrite import Core, Err, Ok, RetryConfig, write_records
+from ampwrite.errors import RateLimitError, RequestTimeoutError, ServerError, TransportError
+from ampwrite.retries import parse_retry_after
+from tests.conftest import API_KEY, Sleeps
+from tests.requests_data import single
+from tests.scripted_server import (
+    CLOSE,
+    RESET,
+    Action,
+    Reply,
+    ScriptedServer,
+    Stall,
+    json_reply,
+)
+
+OK_REPLY = json_reply(200, {"operationId": "op", "result": {"success": True, "recordId": "1"}})
+AMBIGUOUS = RetryConfig(jitter=0.0, retry_ambiguous=True)
+DEFAULT = RetryConfig(jitter=0.0)
+
+
+def _core(url: str, retries: RetryConfig, sleeps: Callable[[float], None], **options: Any) -> Core:
+    options.setdefault("timeout", (1.0, 0.5))
+    return Core(API_KEY, server_url=url, retries=retries, sleep=sleeps, **options)
+
+
+OUTCOMES: dict[str, Action] = {
+    "429 with Retry-After": Reply(429, (("Retry-After", "2"),), b"{}"),
+    "429 without Retry-After": Reply(429, body=b"{}"),
+    "503": Reply(503, body=b"down", content_type="text/plain"),
+    "500": Reply(500, body=b"oops", content_type="text/plain"),
+    "502": Reply(502, body=b"bad gateway", content_type="text/plain"),
+    "504": Reply(504, body=b"timeout", content_type="text/plain"),
+    "reset after send": RESET,
+    "closed after send": CLOSE,
+    "read timeout": Stall(1.0),
+}
+
+# outcome -> (attempts with the default policy, attempts with retry_ambiguous), when the
+# failure repeats forever and max_attempts is 3
+ATTEMPTS = {
+    "429 with Retry-After": (3, 3),
+    "429 without Retry-After": (3, 3),
+    "503": (3, 3),
+    "500": (1, 3),
+    "502": (1, 3),
+    "504": (1, 3),
+    "reset after send": (1, 3),
+    "closed after send": (1, 3),
+    "read timeout": (1, 3),
+}
+
+
+@pytest.mark.parametrize("outcome", list(OUTCOMES))
+@pytest.mark.parametrize("policy", ["default", "ambiguous"])
+def test_attempts_per_outcome(outcome: str, policy: str, sleeps: Sleeps) -> None:
+    base = DEFAULT if policy == "default" else AMBIGUOUS
+    config = RetryConfig(
+        jitter=0.0,
+        max_attempts=3,
+        retry_ambiguous=base.retry_ambiguous,
+    )
+    expected = ATTEMPTS[outcome][0 if policy == "default" else 1]
+    with (
+        ScriptedServer(default=OUTCOMES[outcome]) as server,
+        _core(server.url, config, sleeps) as core,
+    ):
+        result = write_records(core, single())
+
+    assert isinstance(result, Err)
+    assert result.error.attempts == expected
+    assert len(server.received) == expected
+    assert len(sleeps) == expected - 1
+
+
+def test_retry_then_success_returns_ok(server: ScriptedServer, core: Core, sleeps: Sleeps) -> None:
+    server.script(Reply(503, body=b""), Reply(429, body=b""), OK_REPLY)
+
+    result = write_records(core, single())
+
+    assert isinstance(result, Ok)
+    assert len(server.received) == 3
+    assert sleeps == [0.5, 1.0]  # exponential backoff, no jitter
+
+
+def test_backoff_is_exponential_and_capped(sleeps: Sleeps) -> None:
+    config = RetryConfig(
+        initial_interval=1.0,
+        exponent=3.0,
+        max_interval=5.0,
+        jitter=0.0,
+        max_attempts=5,
+        max_elapsed_time=1000.0,
+    )
+    with (
+        ScriptedServer(default=Reply(503, body=b"")) as server,
+        _core(server.url, config, sleeps) as core,
+    ):
+        write_records(core, single())
+
+    assert sleeps == [1.0, 3.0, 5.0, 5.0]
+
+
+def test_jitter_spreads_waits_within_bounds(sleeps: Sleeps) -> None:
+    draws = iter([0.0, 1.0])
+    config = RetryConfig(initial_interval=1.0, exponent=1.0, jitter=0.5, max_attempts=3)
+    with (
+        ScriptedServer(default=Reply(503, body=b"")) as server,
+        _core(server.url, config, sleeps, rand=lambda: next(draws)) as core,
+    ):
+        write_records(core, single())
+
+    assert sleeps == [0.5, 1.5]
+
+
+def test_retry_after_seconds_is_honoured(
+    server: ScriptedServer, core: Core, sleeps: Sleeps
+) -> None:
+    server.script(Reply(429, (("Retry-After", "3"),), b""), OK_REPLY)
+
+    assert isinstance(write_records(core, single()), Ok)
+    assert sleeps == [3.0]
+
+
+def test_retry_after_http_date_is_honoured(
+    server: ScriptedServer, core: Core, sleeps: Sleeps
+) -> None:
+    when = email.utils.formatdate(time.time() + 20, usegmt=True)
+    server.script(Reply(503, (("Retry-After", when),), b""), OK_REPLY)
+
+    assert isinstance(write_records(core, single()), Ok)
+    assert 18.0 <= sleeps[0] <= 20.0
+
+
+def test_problem_retry_after_is_honoured(
+    server: ScriptedServer, core: Core, sleeps: Sleeps
+) -> None:
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 10))
+    problem = {"title": "Too Many Requests", "status": 429, "retryAfter": at}
+    server.script(json_reply(429, problem, content_type="application/problem+json"), OK_REPLY)
+
+    assert isinstance(write_records(core, single()), Ok)
+    assert 8.0 <= sleeps[0] <= 10.0
+
+
+def test_retry_after_is_capped(server: ScriptedServer, sleeps: Sleeps) -> None:
+    config = RetryConfig(max_retry_after=4.0, max_elapsed_time=100.0)
+    server.script(Reply(429, (("Retry-After", "3600"),), b""), OK_REPLY)
+    with _core(server.url, config, sleeps) as core:
+        assert isinstance(write_records(core, single()), Ok)
+
+    assert sleeps == [4.0]
+
+
+def test_max_elapsed_time_stops_retries(server: ScriptedServer, sleeps: Sleeps) -> None:
+    config = RetryConfig(max_elapsed_time=5.0, max_attempts=100)
+    server.script(
+        Reply(429, (("Retry-After", "3"),), b""), Reply(429, (("Retry-After", "3"),), b"")
+    )
+    clock = FakeClock()
+    with _core(server.url, config, clock.sleep, clock=clock) as core:
+        result = write_records(core, single())
+
+    assert isinstance(result, Err) and isinstance(result.error, RateLimitError)
+    assert result.error.attempts == 2
+    assert result.error.retry_after == 3.0
+    assert clock.now <= 5.0
+
+
+class FakeClock:
+    """A clock that only moves when the retry loop sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_real_waits_respect_max_elapsed_time(server: ScriptedServer) -> None:
+    config = RetryConfig(initial_interval=0.1, exponent=2.0, max_elapsed_time=0.5, max_attempts=50)
+    with Core(API_KEY, server_url=server.url, retries=config) as core:
+        server.default = Reply(503, body=b"")
+        started = time.monotonic()
+        result = write_records(core, single())
+        elapsed = time.monotonic() - started
+
+    assert isinstance(result, Err) and isinstance(result.error, ServerError)
+    assert elapsed < 1.5
+    assert 2 <= result.error.attempts <= 5
+
+
+def test_none_means_one_attempt(server: ScriptedServer, sleeps: Sleeps) -> None:
+    server.default = Reply(429, body=b"")
+    with _core(server.url, RetryConfig.none(), sleeps) as core:
+        result = write_records(core, single())
+
+    assert isinstance(result, Err) and result.error.attempts == 1
+    assert sleeps == []
+
+
+def test_per_call_retries_override_the_core(
+    server: ScriptedServer, core: Core, sleeps: Sleeps
+) -> None:
+    server.default = Reply(503, body=b"")
+
+    result = write_records(core, single(), retries=RetryConfig.none())
+
+    assert isinstance(result, Err) and result.error.attempts == 1
+
+
+def test_connection_refused_is_retried(sleeps: Sleeps) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = RetryConfig(jitter=0.0, max_attempts=3)
+    with _core(f"http://127.0.0.1:{port}/v1", config, sleeps) as core:
+        result = write_records(core, single())
+
+    assert isinstance(result, Err) and isinstance(result.error, TransportError)
+    assert result.error.kind == "connect" and not result.error.maybe_sent
+    assert result.error.attempts == 3
+
+
+def test_connection_refused_is_not_retried_when_disabled(sleeps: Sleeps) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = RetryConfig(jitter=0.0, retry_connection_errors=False)
+    with _core(f"http://127.0.0.1:{port}/v1", config, sleeps) as core:
+        result = write_records(core, single())
+
+    assert isinstance(result, Err) and result.error.attempts == 1
+
+
+class ConnectTimeoutAdapter(requests.adapters.HTTPAdapter):
+    """A connect timeout, which no loopback server can produce: the handshake always works."""
+
+    def send(self, *args: Any, **kwargs: Any) -> requests.Response:
+        raise requests.exceptions.ConnectTimeout("connect timed out")
+
+
+def test_connect_timeout_is_retried_as_never_sent(sleeps: Sleeps) -> None:
+    session = requests.Session()
+    session.mount("http://", ConnectTimeoutAdapter())
+    config = RetryConfig(jitter=0.0, max_attempts=2)
+    with _core("http://127.0.0.1:9/v1", config, sleeps, session=session) as core:
+        result = write_records(core, single())
+
+    assert isinstance(result, Err) and isinstance(result.error, RequestTimeoutError)
+    assert result.error.kind == "connect-timeout" and not result.error.maybe_sent
+    assert result.error.attempts == 2
+
+
+def test_read_timeout_is_a_timeout_error(server: ScriptedServer, sleeps: Sleeps) -> None:
+    server.script(Stall(2.0))
+    with _core(server.url, DEFAULT, sleeps, timeout=(1.0, 0.3)) as core:
+        started = time.monotonic()
+        result = write_records(core, single())
+
+    assert isinstance(result, Err) and isinstance(result.error, RequestTimeoutError)
+    assert result.error.kind == "read-timeout" and result.error.maybe_sent
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem_after", "expected"),
+    [
+        ({"Retry-After": "5"}, None, 5.0),
+        ({"Retry-After": "0.5"}, None, 0.5),
+        ({"Retry-After": "-3"}, None, 0.0),
+        ({"Retry-After": "soon"}, None, None),
+        ({"Retry-After": "nan"}, None, None),
+        ({}, None, None),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None, 0.0),
+        ({}, "not a date", None),
+        ({"Retry-After": "bogus"}, "1970-01-01T00:00:10Z", 0.0),
+    ],
+)
+def test_parse_retry_after(
+    headers: dict[str, str], problem_after: str | None, expected: float | None
+) -> None:
+    assert parse_retry_after(headers, problem_after) == expected
+
+
+def test_parse_retry_after_reads_future_dates() -> None:
+    assert parse_retry_after({}, "2030-01-01T00:00:10Z", now=lambda: 1893456000.0) == 10.0
