@@ -1,0 +1,45 @@
+"""``ampwrite.sandbox``: a local emulator of Ampersand's Write API for demos, tests and CI.
+
+Start one with ``with Sandbox() as sb:`` and point any HTTP client at ``sb.url`` (which
+includes ``/v1``) with the header ``X-Api-Key: sb.api_key``. The sandbox validates requests
+like the real API (400 text/plain naming the field), stores records in memory per
+(project, integration, groupRef, object), runs asynchronous writes and serves their
+operations, and can inject faults deterministically (``Faults``, ``fail_next``,
+``reset_next``).
+
+Python inspection: ``sb.records(...)``, ``sb.requests``, ``sb.operation(id)``,
+``sb.reset()``, ``sb.configure_object(...)``, ``sb.add_record(...)``.
+
+The same over HTTP, without an API key, under ``/_sandbox/``:
+
+* ``GET /_sandbox/records?project=&integration=&object=&groupRef=`` - stored records
+* ``POST /_sandbox/records`` - seed ``{"project", "integration", "object", "groupRef",
+  "record"}``
+* ``GET /_sandbox/requests`` - the request log (API keys shown as ``***``)
+* ``POST /_sandbox/reset`` - clear records, log, operations and scripted faults
+* ``GET`` / ``PUT /_sandbox/faults`` - fault settings, as ``Faults`` field names
+* ``POST /_sandbox/fail-next`` ``{"status", "count"?, "retryAfter"?}`` and
+  ``POST /_sandbox/reset-next`` ``{"count"?}`` - scripted faults
+* ``PUT /_sandbox/objects/{objectName}`` ``{"requiredFields"?, "uniqueFields"?,
+  "deleteEnabled"?}`` - object rules
+* ``GET /_sandbox/health``
+
+Only the standard library is used, and importing this package does not import
+``argparse`` (the command-line helpers live in ``._cli``; ``python -m ampwrite.sandbox``
+runs one in the foreground).
+"""
+
+from __future__ import annotations
+
+from ._faults import Faults
+from ._server import DEFAULT_API_KEY, RequestLogEntry, Sandbox
+from ._validation import RequestInvalid, validate_write_request
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "Faults",
+    "RequestInvalid",
+    "RequestLogEntry",
+    "Sandbox",
+    "validate_write_request",
+]

@@ -1,0 +1,140 @@
+"""Sandbox command-line helpers, ``python -m ampwrite.sandbox``, and the package's import
+hygiene (standard library only; no ``argparse`` on a plain import)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ampwrite.sandbox import Faults
+from ampwrite.sandbox._cli import add_fault_arguments, faults_from_args
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "ampwrite" / "sandbox"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_fault_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_give_default_faults() -> None:
+    assert faults_from_args(parse()) == Faults()
+
+
+def test_every_flag_maps_to_its_field() -> None:
+    ns = parse(
+        "--latency",
+        "0.25",
+        "--rate-limit",
+        "0.1",
+        "--retry-after",
+        "3",
+        "--error-500",
+        "0.05",
+        "--error-502",
+        "0.06",
+        "--error-503",
+        "0.07",
+        "--reset",
+        "0.08",
+        "--commit-then-fail",
+        "0.09",
+        "--seed",
+        "99",
+    )
+    assert faults_from_args(ns) == Faults(
+        seed=99,
+        latency=0.25,
+        rate_limit=0.1,
+        retry_after=3.0,
+        error_500=0.05,
+        error_502=0.06,
+        error_503=0.07,
+        reset=0.08,
+        commit_then_fail=0.09,
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--rate-limit", "1.5"], ["--latency", "-1"], ["--error-500", "x"], ["--seed", "1.5"]],
+)
+def test_bad_flag_values_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(*argv)
+
+
+def test_rates_adding_up_past_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="more than 1"):
+        faults_from_args(parse("--error-500", "0.7", "--error-503", "0.7"))
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_package_imports_only_the_standard_library() -> None:
+    files = sorted(PACKAGE.glob("*.py"))
+    assert files
+    for path in files:
+        for name in _imports(path):
+            top = name.split(".")[0]
+            allowed = top in sys.stdlib_module_names or name == "ampwrite._version"
+            assert allowed, f"{path.name} imports {name}"
+        if path.name not in ("_cli.py", "__main__.py"):
+            assert "argparse" not in _imports(path), path.name
+
+
+def test_plain_import_does_not_load_argparse() -> None:
+    code = "import sys, ampwrite.sandbox; print('argparse' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGINT delivery to a child")
+def test_module_entry_point_serves_until_interrupted() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "ampwrite.sandbox", "--port", "0", "--api-key", "cli-key"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "listening on http://127.0.0.1:" in first, first
+        url = first.split("listening on ", 1)[1].strip()
+        assert url.endswith("/v1")
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        body = json.dumps({"groupRef": "g", "type": "create", "record": {}})
+        path = "/v1/projects/p/integrations/i/objects/o"
+        conn.request("POST", path, body=body, headers={"X-Api-Key": "cli-key"})
+        assert conn.getresponse().status == 200
+        conn.close()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
