@@ -1,0 +1,205 @@
+"""The `ampwrite` command: `demo`, `write` and `sandbox`.
+
+Exit status:
+    0  success
+    1  unexpected internal error
+    2  usage error, invalid request or configuration (nothing was sent)
+    3  the API answered with an error (the write failed or was refused)
+    4  no usable answer (connection refused or broken, timeout, malformed answer)
+  130  interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from ._version import __version__
+
+EXIT_OK: Final = 0
+EXIT_INTERNAL: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_API_ERROR: Final = 3
+EXIT_TRANSPORT: Final = 4
+EXIT_INTERRUPTED: Final = 130
+
+EPILOG: Final = """exit status: 0 success, 2 usage or invalid request (nothing sent),
+3 the API answered with an error, 4 no usable answer (network, timeout, malformed answer),
+130 interrupted"""
+
+
+def _read_json_argument(value: str) -> Any:
+    """JSON text, or @path to a file holding it."""
+    if value.startswith("@"):
+        with open(value[1:], encoding="utf-8") as handle:
+            return json.load(handle)
+    return json.loads(value)
+
+
+def _read_batch(path: str) -> list[dict[str, Any]]:
+    """One JSON record per line; blank lines are skipped."""
+    handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    with handle:
+        items = []
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    items.append({"record": json.loads(line)})
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not JSON: {exc.msg}") from None
+        return items
+
+
+def _exit_status(error: BaseException) -> int:
+    from .errors import APIError, ResponseValidationError, TransportError
+
+    if isinstance(error, TransportError):
+        return EXIT_TRANSPORT
+    if isinstance(error, ResponseValidationError):
+        return EXIT_TRANSPORT
+    if isinstance(error, APIError):
+        return EXIT_API_ERROR
+    return EXIT_USAGE
+
+
+def error_report(error: BaseException) -> dict[str, Any]:
+    """An error as JSON-ready data (never containing the API key)."""
+    from .errors import APIError, RequestValidationError, WriteFailedError
+
+    report: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
+    if isinstance(error, RequestValidationError):
+        report["issues"] = [{"path": i.path, "message": i.message} for i in error.issues]
+    if isinstance(error, APIError):
+        report["status"] = error.status
+        report["requestId"] = error.request_id
+    if isinstance(error, WriteFailedError) and error.response is not None:
+        from ._wire import to_wire
+
+        report["response"] = to_wire(error.response)
+    return report
+
+
+def _cmd_write(ns: argparse.Namespace) -> int:
+    from ._wire import to_wire
+    from .core import Core
+    from .errors import AmpWriteError
+    from .write import write_records
+
+    body: dict[str, Any] = {"groupRef": ns.group_ref, "type": ns.type}
+    if ns.mode:
+        body["mode"] = ns.mode
+    try:
+        if ns.batch is not None:
+            body["batch"] = _read_batch(ns.batch)
+        else:
+            body["record"] = _read_json_argument(ns.record)
+    except (OSError, ValueError) as exc:
+        print(f"ampwrite write: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if ns.all_or_none:
+        body["batchPolicy"] = {"allOrNone": True}
+    request = {
+        "projectIdOrName": ns.project,
+        "integrationId": ns.integration,
+        "objectName": ns.object,
+        "requestBody": body,
+    }
+    try:
+        core = Core(ns.api_key, server_url=ns.server_url, timeout=ns.timeout)
+    except AmpWriteError as exc:
+        print(f"ampwrite write: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with core:
+        result = write_records(core, request)
+    if result.ok:
+        print(json.dumps(to_wire(result.value), indent=2))
+        return EXIT_OK
+    error = result.error
+    print(json.dumps(error_report(error), indent=2))
+    print(f"ampwrite write: {error}", file=sys.stderr)
+    return _exit_status(error)
+
+
+def _cmd_sandbox(ns: argparse.Namespace) -> int:
+    from .sandbox._cli import run
+
+    return run(ns)
+
+
+def _cmd_demo(ns: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(pause=ns.pause)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ampwrite",
+        description="Write records into your customers' SaaS through Ampersand's Write API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ampwrite {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="walk through the SDK against an embedded sandbox",
+        description="Start an in-process sandbox and walk through what ampwrite does.",
+        epilog=EPILOG,
+    )
+    demo.add_argument("--pause", type=float, default=0.0, help="seconds to pause between steps")
+    demo.set_defaults(handler=_cmd_demo)
+
+    write = commands.add_parser(
+        "write",
+        help="write one record or a batch",
+        description="Create, update or delete records; print the API's answer as JSON. The API "
+        "key and server come from --api-key/--server-url or AMPERSAND_API_KEY/"
+        "AMPERSAND_SERVER_URL.",
+        epilog=EPILOG,
+    )
+    write.add_argument("object", help="the object to write, e.g. contacts")
+    write.add_argument("--project", required=True, help="project id or name")
+    write.add_argument("--integration", required=True, help="integration id")
+    write.add_argument("--group-ref", required=True, help="the installation's group ref")
+    write.add_argument("--type", default="create", help="create, update or delete")
+    write.add_argument("--mode", help="synchronous (default) or asynchronous")
+    source = write.add_mutually_exclusive_group(required=True)
+    source.add_argument("--record", help="the record as JSON, or @file.json")
+    source.add_argument("--batch", help="a JSONL file of records, one per line (- for stdin)")
+    write.add_argument(
+        "--all-or-none", action="store_true", help="fail the whole batch if any fails"
+    )
+    write.add_argument("--api-key", help="API key (default: $AMPERSAND_API_KEY)")
+    write.add_argument("--server-url", help="server URL (default: $AMPERSAND_SERVER_URL)")
+    write.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
+    write.set_defaults(handler=_cmd_write)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run a local emulator of the Write API",
+        description="Serve a local emulator of the Write API until interrupted.",
+    )
+    from .sandbox._cli import add_fault_arguments, add_server_arguments
+
+    add_server_arguments(sandbox)
+    add_fault_arguments(sandbox)
+    sandbox.set_defaults(handler=_cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(ns, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return handler(ns)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
