@@ -138,7 +138,10 @@ class ScriptedServer:
                 if request is None:
                     return
                 self.received.append(request)
-                if not self._answer(conn, self._next()):
+                try:
+                    if not self._answer(conn, self._next()):
+                        return
+                except OSError:  # the client went away first (it may, on purpose)
                     return
 
     def _read_request(self, conn: socket.socket, buffer: bytes) -> tuple[Received | None, bytes]:

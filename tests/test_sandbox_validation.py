@@ -246,6 +246,11 @@ INVALID_BODIES: list[tuple[str, object, str]] = [
         "headers[1].value: expected a string, got integer",
     ),
     (
+        "headers-value-crlf",
+        base(headers=[{"key": "a", "value": "b\r\nX-Injected: 1"}]),
+        "headers[0].value: must not contain CR, LF or NUL",
+    ),
+    (
         "headers-unknown-key",
         base(headers=[{"key": "a", "value": "b", "name": "c"}]),
         "headers[0].name: unknown field",

@@ -75,7 +75,11 @@ WRITE_REQUEST_SCHEMA: Final[Schema] = {
                 "type": "object",
                 "required": ["key", "value"],
                 "additionalProperties": False,
-                "properties": {"key": {"type": "string"}, "value": {"type": "string"}},
+                # not in the schema: a provider header cannot hold CR, LF or NUL
+                "properties": {
+                    "key": {"type": "string", "headerSafe": True},
+                    "value": {"type": "string", "headerSafe": True},
+                },
             },
         },
     },
@@ -158,6 +162,8 @@ def _check_string(value: str, schema: Schema, path: str) -> None:
     if enum is not None and value not in enum:
         choices = ", ".join(enum)
         raise _fail(path, f"must be one of {choices}; got {json.dumps(value)}")
+    if schema.get("headerSafe") and any(c in value for c in "\r\n\0"):
+        raise _fail(path, "must not contain CR, LF or NUL characters")
     min_length: int = schema.get("minLength", 0)
     if len(value) < min_length:
         raise _fail(path, "must be a non-empty string")
