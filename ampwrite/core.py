@@ -17,8 +17,8 @@ from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
 import requests
-import requests.adapters
 
+from ._transport import DeadlineAdapter
 from ._version import __version__
 from .errors import ConfigurationError
 from .retries import RetryConfig
@@ -28,7 +28,7 @@ __all__ = ["DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT", "Core", "Timeout"]
 DEFAULT_SERVER_URL: Final = "https://write.withampersand.com/v1"
 DEFAULT_TIMEOUT: Final = (10.0, 60.0)
 """Seconds to connect, and seconds for the answer; an attempt may take their sum at most."""
-DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 POOL_SIZE: Final = 32
 
 ENV_API_KEY: Final = "AMPERSAND_API_KEY"
@@ -259,7 +259,7 @@ class Core:
 
 def _new_session() -> requests.Session:
     session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

@@ -3,7 +3,8 @@
 Each connection is served by its own thread; each request gets the next scripted reply (or
 the default one). A reply is `Reply(status, headers, body)`, raw bytes written as they are, or
 an action: `RESET` (close with a TCP reset, no answer), `CLOSE` (close quietly, no answer),
-or `Stall(seconds)` (say nothing for that long, then close).
+`Stall(seconds)` (say nothing for that long, then close) or `Trickle(data, interval)` (send
+bytes one at a time).
 """
 
 from __future__ import annotations
@@ -54,10 +55,19 @@ class Stall:
     seconds: float
 
 
+@attrs.frozen
+class Trickle:
+    """Send `prefix` at once, then `data` one byte every `interval` seconds, then close."""
+
+    data: bytes
+    interval: float
+    prefix: bytes = b""
+
+
 RESET: Final = "reset"
 CLOSE: Final = "close"
 
-Action = Reply | bytes | Stall | str | Callable[[socket.socket], None]
+Action = Reply | bytes | Stall | Trickle | str | Callable[[socket.socket], None]
 
 
 @attrs.frozen
@@ -186,6 +196,14 @@ class ScriptedServer:
             deadline = time.monotonic() + action.seconds
             while time.monotonic() < deadline and not self._stop.is_set():
                 time.sleep(0.01)
+            return False
+        if isinstance(action, Trickle):
+            conn.sendall(action.prefix)
+            for index in range(len(action.data)):
+                if self._stop.is_set():
+                    break
+                conn.sendall(action.data[index : index + 1])
+                time.sleep(action.interval)
             return False
         if action == RESET:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
