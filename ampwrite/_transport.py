@@ -13,7 +13,9 @@ import io
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import attrs
 import requests
@@ -24,10 +26,11 @@ import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions as uex
 from requests.structures import CaseInsensitiveDict
+from requests.utils import select_proxy
 
 from .errors import RequestTimeoutError, TransportError
 
-__all__ = ["Answer", "DeadlineAdapter", "send_once", "transport_error"]
+__all__ = ["Answer", "DeadlineAdapter", "Route", "route_for", "send_once", "transport_error"]
 
 # What kind of failure, and whether a retry could write twice.
 NOT_SENT: Final = "connect"
@@ -45,7 +48,7 @@ class Answer:
 
     status: int
     reason: str
-    headers: CaseInsensitiveDict[str]
+    headers: Mapping[str, str]
     body: bytes
 
 
@@ -56,64 +59,83 @@ def _failure(kind: str, message: str) -> TransportError:
 
 
 def transport_error(exc: BaseException) -> TransportError:
-    """Classify an exception raised while sending or reading."""
+    """Classify an exception raised while sending or reading, in a fixed order."""
     detail = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (rex.ConnectTimeout, uex.ConnectTimeoutError)):
-        return _failure(TIMEOUT_CONNECT, f"timed out connecting ({detail})")
-    if isinstance(exc, (rex.ReadTimeout, uex.ReadTimeoutError, TimeoutError)):
-        return _failure(TIMEOUT_READ, f"timed out waiting for the answer ({detail})")
-    if isinstance(exc, (rex.SSLError, uex.SSLError)):
-        return _failure(TLS, f"TLS failed ({detail})")
-    if isinstance(exc, rex.ProxyError):
-        return _failure(NOT_SENT, f"the proxy refused the connection ({detail})")
-    if isinstance(exc, rex.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, uex.MaxRetryError):
-            reason = reason.reason
-        if isinstance(reason, uex.NewConnectionError):
-            return _failure(NOT_SENT, f"could not connect ({detail})")
-        if isinstance(reason, uex.ConnectTimeoutError):
-            return _failure(TIMEOUT_CONNECT, f"timed out connecting ({detail})")
-        return _failure(INTERRUPTED, f"the connection broke before a full answer ({detail})")
-    if isinstance(
-        exc,
-        (rex.ChunkedEncodingError, rex.ContentDecodingError, uex.HTTPError, ConnectionError),
+    reason: object = exc
+    if isinstance(reason, rex.RequestException) and reason.args:
+        reason = reason.args[0]  # requests wraps what urllib3 raised
+    if isinstance(reason, uex.MaxRetryError) and reason.reason is not None:
+        reason = reason.reason
+    # NewConnectionError is a ConnectTimeoutError too; a refused connection was never sent.
+    if isinstance(reason, (uex.NewConnectionError, uex.ProxyError)) or isinstance(
+        exc, rex.ProxyError
     ):
-        return _failure(INTERRUPTED, f"the answer was cut short or unreadable ({detail})")
-    if isinstance(exc, (rex.InvalidURL, rex.InvalidHeader, rex.InvalidSchema, rex.MissingSchema)):
+        return _failure(NOT_SENT, f"could not connect ({detail})")
+    if isinstance(reason, uex.ConnectTimeoutError) or isinstance(exc, rex.ConnectTimeout):
+        return _failure(TIMEOUT_CONNECT, f"timed out connecting ({detail})")
+    if isinstance(reason, (uex.ReadTimeoutError, TimeoutError)) or isinstance(exc, rex.ReadTimeout):
+        return _failure(TIMEOUT_READ, f"timed out waiting for the answer ({detail})")
+    if isinstance(reason, uex.SSLError) or isinstance(exc, rex.SSLError):
+        return _failure(TLS, f"TLS failed ({detail})")
+    if isinstance(reason, uex.LocationValueError) or isinstance(
+        exc, (rex.InvalidURL, rex.InvalidHeader, rex.InvalidSchema, rex.MissingSchema)
+    ):
         return _failure(INVALID, f"the request could not be built ({detail})")
-    return _failure(INTERRUPTED, f"unexpected failure ({detail})")
+    return _failure(INTERRUPTED, f"the connection broke before a full answer ({detail})")
+
+
+@attrs.frozen
+class Route:
+    """How attempts reach one server, worked out once per Core and server URL.
+
+    When the session's adapter for the URL is ampwrite's own and no proxy applies, attempts go
+    straight to its urllib3 pool (`pool_key`); otherwise through the adapter's `send`, so a
+    caller's adapters and proxies keep working.
+    """
+
+    session: requests.Session
+    options: dict[str, Any]
+    pool_key: tuple[dict[str, Any], dict[str, Any]] | None
+    base_url: str
+    base_path: str
+
+
+def route_for(session: requests.Session, base_url: str, options: dict[str, Any]) -> Route:
+    adapter = session.get_adapter(base_url)
+    pool_key: tuple[Any, Any] | None = None
+    if type(adapter) is DeadlineAdapter and not select_proxy(base_url, options["proxies"]):
+        probe = requests.PreparedRequest()
+        probe.url = base_url
+        pool_key = adapter.build_connection_pool_key_attributes(
+            probe, options["verify"], options["cert"]
+        )
+    return Route(session, options, pool_key, base_url, urlsplit(base_url).path)
 
 
 def send_once(
-    session: requests.Session,
-    url: str,
+    route: Route,
+    path: str,
     headers: dict[str, str],
     body: bytes,
     *,
     timeout: tuple[float, float],
     max_bytes: int,
-    options: dict[str, Any],
 ) -> Answer | TransportError:
-    """POST `body` to `url` once, through the session's adapter for that URL.
+    """POST `body` to `path` (below the route's base URL) once and read the answer.
 
     A redirect is an answer like any other: it is never followed, so the key never travels
-    to another host. With a `DeadlineAdapter` (the one ampwrite mounts), the attempt as a
-    whole ends `connect + read` seconds after it started, however slowly the server trickles.
+    to another host. On ampwrite's own adapter the attempt as a whole ends `connect + read`
+    seconds after it started, however slowly the server trickles.
     """
-    request = requests.PreparedRequest()
-    request.method = "POST"
-    request.url = url
-    request.headers = CaseInsensitiveDict(headers)
-    request.headers["Content-Length"] = str(len(body))
-    request.body = body
+    headers["Content-Length"] = str(len(body))
     connect, read = timeout
     deadline = time.monotonic() + connect + read
     _attempt.deadline = deadline
     try:
-        # The adapter directly: no redirects, no cookie jar, no hooks on this path.
-        adapter = session.get_adapter(url)
-        response = adapter.send(request, timeout=timeout, stream=True, **options)
+        if route.pool_key is not None:
+            response = _urlopen(route, path, headers, body, timeout)
+        else:
+            response = _adapter_send(route, path, headers, body, timeout)
     except Exception as exc:  # classified, never raised
         return transport_error(exc)
     finally:
@@ -121,24 +143,64 @@ def send_once(
     try:
         answer = _read(response, max_bytes, deadline)
     except Exception as exc:
-        response.close()
-        return transport_error(exc)
-    if isinstance(answer, Answer):
-        response.raw.release_conn()  # read to the end: the connection can serve the next call
-    else:
-        response.close()
+        answer = transport_error(exc)
+    if not isinstance(answer, Answer):
+        response.close()  # a half-read answer: the connection cannot be reused
+    response.release_conn()
     return answer
+
+
+def _urlopen(
+    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: tuple[float, float]
+) -> urllib3.BaseHTTPResponse:
+    """Straight to the pool of ampwrite's adapter: no requests machinery on the way."""
+    adapter = route.session.get_adapter(route.base_url)
+    assert isinstance(adapter, DeadlineAdapter) and route.pool_key is not None
+    host_params, pool_kwargs = route.pool_key
+    pool = adapter.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+    response: urllib3.BaseHTTPResponse = pool.urlopen(
+        "POST",
+        route.base_path + path,
+        body=body,
+        headers=headers,
+        redirect=False,
+        assert_same_host=False,
+        preload_content=False,
+        decode_content=False,
+        retries=False,
+        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+        chunked=False,
+    )
+    return response
+
+
+def _adapter_send(
+    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: tuple[float, float]
+) -> urllib3.BaseHTTPResponse:
+    """Through the session's adapter (yours, or through a proxy): no redirects, hooks or
+    cookie jar on this path either."""
+    request = requests.PreparedRequest()
+    request.method = "POST"
+    request.url = route.base_url + path
+    request.headers = CaseInsensitiveDict(headers)
+    request.body = body
+    adapter = route.session.get_adapter(request.url)
+    response = adapter.send(request, timeout=timeout, stream=True, **route.options)
+    raw: urllib3.BaseHTTPResponse = response.raw
+    return raw
 
 
 CHUNK: Final = 64 * 1024
 
 
-def _read(response: requests.Response, max_bytes: int, deadline: float) -> Answer | TransportError:
+def _read(
+    response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float
+) -> Answer | TransportError:
     """The whole body, decoded, if it is at most `max_bytes`; never holds more than that."""
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         return _failure(TOO_LARGE, f"the answer declares {declared} bytes, over {max_bytes}")
-    raw = response.raw
+    raw = response
     if declared is not None and declared.isdigit() and "Content-Encoding" not in response.headers:
         body = raw.read(int(declared) + 1)  # the common case: one read of a known size
         if len(body) < int(declared):
@@ -157,7 +219,7 @@ def _read(response: requests.Response, max_bytes: int, deadline: float) -> Answe
         return _failure(TOO_LARGE, f"the answer is larger than {max_bytes} bytes")
     if time.monotonic() > deadline:
         return _failure(TIMEOUT_READ, "the answer took longer than the timeout")
-    return Answer(response.status_code, response.reason or "", response.headers, body)
+    return Answer(response.status, response.reason or "", response.headers, body)
 
 
 # -- the per-attempt deadline -------------------------------------------------------------------

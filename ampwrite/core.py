@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ._transport import DeadlineAdapter
+from ._transport import DeadlineAdapter, Route, route_for
 from ._version import __version__
 from .errors import ConfigurationError
 from .retries import RetryConfig
@@ -174,10 +174,16 @@ class Core:
         self.rand = rand
         self._owns_session = session is None
         self.session: requests.Session = session if session is not None else _new_session()
-        self._send_options, self.base_headers = self._resolve_session_settings(self.server_url)
+        self._prepare()
         _LIVE_CORES.add(self)
 
     # -- what each call needs, resolved once ---------------------------------------------------
+
+    def _prepare(self) -> None:
+        """What every call needs from the session, worked out once: the route to the server
+        and the constant request headers."""
+        options, self.base_headers = self._resolve_session_settings(self.server_url)
+        self._route = route_for(self.session, self.server_url, options)
 
     def _resolve_session_settings(self, url: str) -> tuple[dict[str, Any], dict[str, str]]:
         """Proxies, CA bundle and client certificate from the session and the environment
@@ -202,11 +208,11 @@ class Core:
         )
         return options, headers
 
-    def send_options(self, url: str) -> dict[str, Any]:
-        """Keyword arguments for `Session.send` to `url` (cached for the Core's own server)."""
+    def route(self, url: str) -> Route:
+        """How to reach the server at `url` (worked out once for the Core's own server)."""
         if url == self.server_url:
-            return self._send_options
-        return self._resolve_session_settings(url)[0]
+            return self._route
+        return route_for(self.session, url, self._resolve_session_settings(url)[0])
 
     def api_key(self) -> str | ConfigurationError:
         """The key to send now; a callable key is asked each time."""
@@ -235,10 +241,11 @@ class Core:
         """A fresh pool, for a forked child: sockets must not be shared with the parent."""
         if self._owns_session:
             self.session = _new_session()
+            self._prepare()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for transient in ("session", "_send_options", "base_headers", "_owns_session"):
+        for transient in ("session", "_route", "base_headers", "_owns_session"):
             state.pop(transient)
         return state
 
@@ -246,7 +253,7 @@ class Core:
         self.__dict__.update(state)
         self._owns_session = True
         self.session = _new_session()
-        self._send_options, self.base_headers = self._resolve_session_settings(self.server_url)
+        self._prepare()
         _LIVE_CORES.add(self)
 
     def __repr__(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ._answers import decode_answer
-from ._transport import NOT_SENT, TIMEOUT_CONNECT, Answer, send_once
+from ._transport import NOT_SENT, TIMEOUT_CONNECT, Answer, Route, send_once
 from ._validate import Checked, check_request
 from ._wire import to_wire
 from .core import API_KEY_HEADER, Core, Timeout, check_server_url, check_timeout
@@ -77,13 +77,12 @@ def write_records(
     except (ValueError, UnicodeEncodeError) as exc:
         issue = ValidationIssue("requestBody", f"cannot be encoded as UTF-8 JSON: {exc}")
         return Err(RequestValidationError((issue,)))
-    url = _url(base_url, checked)
+    path = _path(checked)
     request_headers = dict(core.base_headers)
     if headers:
         request_headers.update(headers)
     request_headers[API_KEY_HEADER] = key
-    options = core.send_options(base_url)
-    return _send(core, config, call_timeout, url, request_headers, body, key, options)
+    return _send(core, config, call_timeout, path, request_headers, body, key, core.route(base_url))
 
 
 # -- stage 1 ------------------------------------------------------------------------------------
@@ -154,9 +153,10 @@ def _segment(value: str) -> str:
     return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
 
 
-def _url(base_url: str, checked: Checked) -> str:
+def _path(checked: Checked) -> str:
+    """The operation's path below the server URL."""
     return (
-        f"{base_url}/projects/{_segment(checked.project_id_or_name)}"
+        f"/projects/{_segment(checked.project_id_or_name)}"
         f"/integrations/{_segment(checked.integration_id)}"
         f"/objects/{_segment(checked.object_name)}"
     )
@@ -169,11 +169,11 @@ def _send(
     core: Core,
     config: RetryConfig,
     timeout: tuple[float, float],
-    url: str,
+    path: str,
     headers: dict[str, str],
     body: bytes,
     key: str,
-    options: dict[str, Any],
+    route: Route,
 ) -> Result[WriteResponse, AmpWriteError]:
     started = core.clock()
     attempt = 0
@@ -181,13 +181,7 @@ def _send(
         attempt += 1
         attempt_started = core.clock()
         outcome = send_once(
-            core.session,
-            url,
-            headers,
-            body,
-            timeout=timeout,
-            max_bytes=core.max_response_bytes,
-            options=options,
+            route, path, headers, body, timeout=timeout, max_bytes=core.max_response_bytes
         )
         if isinstance(outcome, Answer):
             result = decode_answer(outcome, attempts=attempt, secret=key)
@@ -198,6 +192,7 @@ def _send(
             status = f"no answer ({outcome.kind})"
         if log.isEnabledFor(logging.DEBUG):
             elapsed_ms = (core.clock() - attempt_started) * 1000
+            url = route.base_url + path
             log.debug("POST %s -> %s in %.1f ms (attempt %d)", url, status, elapsed_ms, attempt)
         if isinstance(result, Ok):
             return result

@@ -9,10 +9,12 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import requests
+import requests.adapters
 
 from ampwrite import AmpWrite, Core, Err, Ok, RetryConfig, write_records
 from ampwrite.core import DEFAULT_SERVER_URL
@@ -253,3 +255,37 @@ def test_facade_is_importable_lazily() -> None:
     assert ampwrite.AmpWrite.__name__ == "AmpWrite"
     with pytest.raises(AttributeError):
         ampwrite.NoSuchThing  # noqa: B018
+
+
+def test_environment_proxies_are_read_once_and_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    with ScriptedServer() as proxy:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        core = Core(API_KEY, server_url="http://127.0.0.1:9/v1")
+        monkeypatch.delenv("HTTP_PROXY")  # read when the Core was made, not per call
+        result = write_records(core, single())
+
+    assert isinstance(result, Ok)
+    assert (
+        proxy.received[0].path
+        == "http://127.0.0.1:9/v1/projects/proj/integrations/int-1/objects/contacts"
+    )
+
+
+def test_a_callers_mounted_adapter_is_used(server: ScriptedServer) -> None:
+    sent: list[str] = []
+
+    class Recording(requests.adapters.HTTPAdapter):
+        def send(
+            self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+        ) -> requests.Response:
+            sent.append(request.url or "")
+            return super().send(request, *args, **kwargs)
+
+    session = requests.Session()
+    session.mount("http://", Recording())
+    with Core(API_KEY, server_url=server.url, session=session) as core:
+        assert write_records(core, single()).ok
+
+    assert sent == [f"{server.url}/projects/proj/integrations/int-1/objects/contacts"]
