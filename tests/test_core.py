@@ -9,8 +9,8 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from typing import Any
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import pytest
 import requests
