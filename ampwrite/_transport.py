@@ -14,10 +14,9 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
-import attrs
 import requests
 import requests.adapters
 import requests.exceptions as rex
@@ -42,8 +41,7 @@ TOO_LARGE: Final = "too-large"
 INVALID: Final = "invalid"
 
 
-@attrs.frozen
-class Answer:
+class Answer(NamedTuple):
     """What the server said: status, headers and the whole body."""
 
     status: int
@@ -84,8 +82,7 @@ def transport_error(exc: BaseException) -> TransportError:
     return _failure(INTERRUPTED, f"the connection broke before a full answer ({detail})")
 
 
-@attrs.frozen
-class Route:
+class Route(NamedTuple):
     """How attempts reach one server, worked out once per Core and server URL.
 
     When the session's adapter for the URL is ampwrite's own and no proxy applies, attempts go

@@ -13,8 +13,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-import attrs
-
 from .errors import ValidationIssue
 
 __all__ = ["Checked", "check_request"]
@@ -26,14 +24,24 @@ MAX_BATCH: Final = 100
 MAX_DEPTH: Final = 64
 
 
-@attrs.frozen
 class Checked:
-    """A request that passed every rule."""
+    """A request that passed every rule (not a tuple, so it never passes for the issues)."""
 
-    project_id_or_name: str
-    integration_id: str
-    object_name: str
-    body: dict[str, Any]
+    __slots__ = ("body", "integration_id", "object_name", "project_id_or_name")
+
+    def __init__(
+        self, project_id_or_name: str, integration_id: str, object_name: str, body: dict[str, Any]
+    ) -> None:
+        self.project_id_or_name = project_id_or_name
+        self.integration_id = integration_id
+        self.object_name = object_name
+        self.body = body
+
+    def __repr__(self) -> str:
+        return (
+            f"Checked({self.project_id_or_name!r}, {self.integration_id!r}, "
+            f"{self.object_name!r}, {self.body!r})"
+        )
 
 
 class _Invalid:

@@ -20,8 +20,7 @@ No error message or repr contains the API key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import attrs
+from typing import NamedTuple
 
 from .models import BatchWriteResponse, Message, Problem, WriteFailure, WriteResult
 
@@ -61,8 +60,7 @@ class ConfigurationError(AmpWriteError, ValueError):
     """A setting of `Core` (or of one call) that ampwrite cannot work with."""
 
 
-@attrs.frozen
-class ValidationIssue:
+class ValidationIssue(NamedTuple):
     """One problem with a request: where (`path`, in the API's JSON names) and what."""
 
     path: str

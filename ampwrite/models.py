@@ -32,6 +32,32 @@ __all__ = [
     "WriteType",
 ]
 
+
+class Model:
+    """What every model shares: a repr, equality and a hash over its fields, written once here
+    rather than generated for each class (which would make `import ampwrite` slower)."""
+
+    __slots__ = ()
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in type(self).__attrs_attrs__)  # type: ignore[attr-defined]
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._names())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names())
+        return f"{type(self).__name__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__ or not isinstance(other, Model):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+
 WriteType = Literal["create", "update", "delete"]
 WriteMode = Literal["synchronous", "asynchronous"]
 JSONObject = Mapping[str, Any]
@@ -40,46 +66,46 @@ JSONObject = Mapping[str, Any]
 # Requests
 
 
-@attrs.frozen(kw_only=True)
-class Header:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Header(Model):
     """A header passed on to the provider (currently Salesforce only)."""
 
     key: str
     value: str
 
 
-@attrs.frozen(kw_only=True)
-class BatchPolicy:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class BatchPolicy(Model):
     """`all_or_none=True`: the whole batch fails if any record fails."""
 
     all_or_none: bool | None = None
 
 
-@attrs.frozen(kw_only=True)
-class RetryPolicy:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class RetryPolicy(Model):
     """How long (1 to 48 hours) an asynchronous write may keep retrying."""
 
     deadline_hours: int | None = None
 
 
-@attrs.frozen(kw_only=True)
-class AutoBatchPolicy:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class AutoBatchPolicy(Model):
     """Group asynchronous single-record writes into batches on the server."""
 
     max_delay_minutes: int
     retry_deadline_hours: int | None = None
 
 
-@attrs.frozen(kw_only=True)
-class BatchItem:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class BatchItem(Model):
     """One record of a batch, with its (HubSpot) associations."""
 
     record: JSONObject
     associations: Sequence[JSONObject] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class WriteRequest:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WriteRequest(Model):
     """The request body: what to write and how. Give `record` or `batch`, not both."""
 
     group_ref: str
@@ -94,8 +120,8 @@ class WriteRequest:
     headers: Sequence[Header] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class WriteRecordsRequest:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WriteRecordsRequest(Model):
     """Where to write (the three path parameters) and the request body."""
 
     project_id_or_name: str
@@ -108,15 +134,15 @@ class WriteRecordsRequest:
 # Responses
 
 
-@attrs.frozen(kw_only=True)
-class Message:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Message(Model):
     """An error or warning reported by the API."""
 
     message: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class WriteResult:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WriteResult(Model):
     """The outcome of one record: `record_id` on a successful create or update."""
 
     success: bool
@@ -124,16 +150,16 @@ class WriteResult:
     data: dict[str, Any] | None = None
 
 
-@attrs.frozen(kw_only=True)
-class SingleWriteResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class SingleWriteResponse(Model):
     """A single-record write that succeeded; `result` is None for asynchronous writes."""
 
     operation_id: str
     result: WriteResult | None = None
 
 
-@attrs.frozen(kw_only=True)
-class BatchWriteResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class BatchWriteResponse(Model):
     """A batch write: counts, per-record results in input order, top-level errors."""
 
     operation_id: str
@@ -146,8 +172,8 @@ class BatchWriteResponse:
 WriteResponse: TypeAlias = SingleWriteResponse | BatchWriteResponse
 
 
-@attrs.frozen(kw_only=True)
-class WriteFailure:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WriteFailure(Model):
     """The body of a 422 answer to a single-record write."""
 
     operation_id: str
@@ -157,8 +183,8 @@ class WriteFailure:
     raw_response: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class InputValidationIssue:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class InputValidationIssue(Model):
     """One input the server found invalid (`in_` is `in` on the wire)."""
 
     type: str | None = None
@@ -169,8 +195,8 @@ class InputValidationIssue:
     value: Any = None
 
 
-@attrs.frozen(kw_only=True)
-class Problem:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Problem(Model):
     """Problem details (RFC 9457) with the API's extra fields; unknown fields land in `extras`."""
 
     type: str | None = None
