@@ -240,7 +240,39 @@ def _json_members(
     return out if len(issues) == before else INVALID
 
 
+def _plain(value: object, depth: int = 0) -> bool:
+    """True when `value` is already plain JSON data (dict, list, str, int, bool, None, finite
+    float): the common case, checked without building any field path or copy."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    if depth >= MAX_DEPTH:
+        return False
+    # Scalars are checked inline below: most values are, and a call costs more than the check.
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            scalar = kind is str or kind is int or kind is bool or item is None
+            if not scalar and not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        for item in value:  # type: ignore[attr-defined]
+            kind = type(item)
+            scalar = kind is str or kind is int or kind is bool or item is None
+            if not scalar and not _plain(item, depth + 1):
+                return False
+        return True
+    return False
+
+
 def _json_object(value: object, path: str, issues: list[ValidationIssue]) -> object:
+    if type(value) is dict and _plain(value):
+        return value
     if not isinstance(value, Mapping):
         issues.append(ValidationIssue(path, f"expected an object, got {_type_name(value)}"))
         return INVALID
