@@ -205,15 +205,12 @@ def _read(
     else:
         parts = []
         size = 0
-        while size <= max_bytes:
-            part = raw.read(CHUNK, decode_content=True)
-            if not part:
-                break
-            parts.append(part)
+        while part := raw.read(CHUNK, decode_content=True):
             size += len(part)
+            if size > max_bytes:  # stop here: the rest is never read
+                return _failure(TOO_LARGE, f"the answer is larger than {max_bytes} bytes")
+            parts.append(part)
         body = b"".join(parts)
-    if len(body) > max_bytes:
-        return _failure(TOO_LARGE, f"the answer is larger than {max_bytes} bytes")
     if time.monotonic() > deadline:
         return _failure(TIMEOUT_READ, "the answer took longer than the timeout")
     return Answer(response.status, response.reason or "", response.headers, body)

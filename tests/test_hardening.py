@@ -98,7 +98,7 @@ def test_a_64_mb_answer_is_refused_without_reading_it(server: ScriptedServer, fr
 
     assert isinstance(result, Err) and isinstance(result.error, TransportError)
     assert result.error.kind == "too-large"
-    assert peak < 12 << 20, f"peak {peak / 2**20:.1f} MiB while refusing a 64 MiB answer"
+    assert peak < 6 << 20, f"peak {peak / 2**20:.1f} MiB while refusing a 64 MiB answer"
 
 
 # -- no secret leaks -------------------------------------------------------------------------
