@@ -23,9 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ampwrite._validate import Checked, check_request  # noqa: E402
-from ampwrite._wire import to_wire  # noqa: E402
-from ampwrite.models import BatchItem, WriteRecordsRequest, WriteRequest  # noqa: E402
+from ampwrite._validate import Checked, check_request
+from ampwrite._wire import to_wire
+from ampwrite.models import BatchItem, WriteRecordsRequest, WriteRequest
 
 RECORD = {
     "email": "ada@example.com",
@@ -123,7 +123,7 @@ def main() -> None:
     print(f"a 100-record batch, {rounds} interleaved rounds of {calls}; medians per request")
     for name, values in samples.items():
         median = statistics.median(values)
-        print(f"  {name:<26} {median * 1e6:8.0f} µs  {median / floor:5.1f}× json.dumps")
+        print(f"  {name:<26} {median * 1e6:8.0f} µs  {median / floor:5.1f}x json.dumps")
 
 
 if __name__ == "__main__":
