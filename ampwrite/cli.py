@@ -1,4 +1,4 @@
-"""The `ampwrite` command: `demo`, `write` and `sandbox`.
+"""The `ampwrite` command: `demo`, `write`, `load` and `sandbox`.
 
 Exit status:
     0  success
@@ -7,6 +7,11 @@ Exit status:
     3  the API answered with an error (the write failed or was refused)
     4  no usable answer (connection refused or broken, timeout, malformed answer)
   130  interrupted
+
+For `load`, which writes many records, the status sums up every record of the results file
+once the run ends: 0 all written (or accepted), 3 some record failed and none is unknown,
+4 some record's outcome is unknown (it may or may not have been written), 2 a usage error
+(nothing sent), 130 interrupted (the results file is valid: run again with --resume).
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ def _cmd_write(ns: argparse.Namespace) -> int:
             body["batch"] = _read_batch(ns.batch)
         else:
             body["record"] = _read_json_argument(ns.record)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         print(f"ampwrite write: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if ns.all_or_none:
@@ -121,6 +126,12 @@ def _cmd_write(ns: argparse.Namespace) -> int:
     print(json.dumps(error_report(error), indent=2))
     print(f"ampwrite write: {error}", file=sys.stderr)
     return _exit_status(error)
+
+
+def _cmd_load(ns: argparse.Namespace) -> int:
+    from .bulk._load import run_load
+
+    return run_load(ns)
 
 
 def _cmd_sandbox(ns: argparse.Namespace) -> int:
@@ -179,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
     write.set_defaults(handler=_cmd_write)
 
+    _add_load_parser(commands)
+
     sandbox = commands.add_parser(
         "sandbox",
         help="run a local emulator of the Write API",
@@ -190,6 +203,67 @@ def build_parser() -> argparse.ArgumentParser:
     add_fault_arguments(sandbox)
     sandbox.set_defaults(handler=_cmd_sandbox)
     return parser
+
+
+LOAD_EPILOG: Final = """The results file (--out) gets one JSON line per input record:
+{"index", "status", "record_id", "error", "operation_id"}, status one of written, failed,
+unknown (the record may or may not have been written) and accepted (asynchronous mode).
+Lines are appended and flushed one by one, so an interrupted or crashed run leaves a file
+that --resume can continue from: records written, accepted or failed are not sent again,
+unknown ones are listed and sent again only with --retry-unknown. index counts the
+non-blank lines of a JSONL file, or the data rows of a CSV file, from 0.
+
+exit status: 0 every record written (or accepted), 3 some record failed (and none is
+unknown), 4 some record's outcome is unknown, 2 usage error (nothing sent), 130 interrupted
+(run again with --resume). The status covers every record of the results file."""
+
+
+def _add_load_parser(commands: Any) -> None:
+    load = commands.add_parser(
+        "load",
+        help="write a CSV or JSONL file of records, with a results file to resume from",
+        description="Write every record of FILE (CSV with a header row, or JSON Lines) in "
+        "concurrent batches, showing progress on a terminal. The API key and server come "
+        "from --api-key/--server-url or AMPERSAND_API_KEY/AMPERSAND_SERVER_URL.",
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("file", metavar="FILE", help="a .csv or .jsonl file, or - for JSONL on stdin")
+    load.add_argument("--project", required=True, help="project id or name")
+    load.add_argument("--integration", required=True, help="integration id")
+    load.add_argument("--object", required=True, help="the object to write, e.g. contacts")
+    load.add_argument("--group-ref", required=True, help="the installation's group ref")
+    load.add_argument("--type", default="create", choices=("create", "update", "delete"))
+    load.add_argument("--mode", default="synchronous", choices=("synchronous", "asynchronous"))
+    load.add_argument(
+        "--batch-size", type=int, default=100, help="records per request, 1 to 100 (default 100)"
+    )
+    load.add_argument(
+        "--concurrency", type=int, default=4, help="requests in flight at once (default 4)"
+    )
+    load.add_argument("--all-or-none", action="store_true", help="fail a batch if one record fails")
+    load.add_argument("--out", help="results file, one JSON line per record")
+    load.add_argument(
+        "--resume", action="store_true", help="send only the records --out has no final outcome for"
+    )
+    load.add_argument(
+        "--retry-unknown",
+        action="store_true",
+        help="send again records whose outcome is unknown (a duplicate becomes possible)",
+    )
+    load.add_argument(
+        "--format", choices=("csv", "jsonl"), help="the input format (default: from the name)"
+    )
+    load.add_argument(
+        "--column-type",
+        action="append",
+        metavar="NAME=TYPE",
+        help="CSV only: convert a column (str, int, float, bool, json); repeatable",
+    )
+    load.add_argument("--api-key", help="API key (default: $AMPERSAND_API_KEY)")
+    load.add_argument("--server-url", help="server URL (default: $AMPERSAND_SERVER_URL)")
+    load.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
+    load.set_defaults(handler=_cmd_load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

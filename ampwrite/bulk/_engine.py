@@ -1,0 +1,435 @@
+"""`write_many`: many records through batch writes, concurrently, with exact accounting.
+
+The consuming thread reads the input lazily, one batch at a time, and hands each batch to a
+pool of `concurrency` writer threads; it reads the next batch only when a writer is free, so
+at most `concurrency` batches are held at once, whatever the input's length. Writers call
+`write_records` with retries off and do all waiting in the shared `Throttle`. Outcomes are
+yielded as batches finish (not in input order; each carries its input `index`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence, Sized
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from types import TracebackType
+from typing import Any, Final, TypeAlias
+
+from .._validate import check_request
+from ..core import Core
+from ..errors import AmpWriteError, ConfigurationError, RequestValidationError
+from ..models import WriteMode, WriteResponse, WriteType
+from ..result import Err, Result
+from ..retries import RetryConfig
+from ..write import write_records
+from ._judge import Item, Regroup, Resend, Target, Verdict, build_request, judge, short
+from ._outcome import Outcome, Progress, Status
+from ._throttle import EXPIRED, STOPPED, TRIPPED, Answer, Throttle, Ticket
+
+__all__ = ["DEFAULT_RETRIES", "BulkWrites", "write_many", "write_partition"]
+
+DEFAULT_RETRIES: Final = RetryConfig(max_attempts=20, max_elapsed_time=600.0)
+"""How patient `write_many` is with 429, 503 and refused connections, per request."""
+
+MAX_BATCH: Final = 100
+_NO_RETRIES: Final = RetryConfig.none()
+
+Associations: TypeAlias = (
+    "Sequence[Mapping[str, Any]] | Callable[[Any], Sequence[Mapping[str, Any]] | None] | None"
+)
+ProgressCallback: TypeAlias = Callable[[Progress], object]
+
+
+def write_many(
+    core: Core,
+    records: Iterable[Any],
+    *,
+    project_id_or_name: str,
+    integration_id: str,
+    object_name: str,
+    group_ref: str,
+    type: WriteType = "create",
+    mode: WriteMode = "synchronous",
+    batch_size: int = 100,
+    concurrency: int = 4,
+    all_or_none: bool = False,
+    associations: Associations = None,
+    on_progress: ProgressCallback | None = None,
+    retry_ambiguous: bool = False,
+    retries: RetryConfig | None = None,
+) -> BulkWrites:
+    """Write every record of `records`; iterate the result for one `Outcome` per record.
+
+    `records` is any iterable of dicts (a list, a generator, a file reader), read lazily.
+    Creates and updates go `batch_size` (1 to 100) records per request, deletes one per
+    request; `concurrency` requests are in flight at most. `associations` is a list of
+    association objects given to every record, or a function of the record returning its
+    own (or None). `on_progress` is called with a `Progress` after each finished request, in
+    the consuming thread. `retry_ambiguous=True` sends again what may already have been
+    written (a duplicate becomes possible). `retries` bounds the patience with 429, 503 and
+    refused connections per request (default `DEFAULT_RETRIES`: 20 attempts, 10 minutes);
+    its `initial_interval`, `max_interval`, `exponent`, `jitter` and `max_retry_after` shape
+    the shared waits. An exception from the input iterator reaches the caller once the
+    requests in flight are reported; one from `on_progress` ends the run like `close()`.
+
+    Raises `TypeError` or `ValueError` at once for arguments that are not what they must be
+    (a `Core`, the sizes); nothing the records, the network or the server do raises.
+    """
+    if not isinstance(core, Core):
+        raise TypeError(f"write_many needs a Core, got {core.__class__.__name__}")
+    for name, value, low, high in (
+        ("batch_size", batch_size, 1, MAX_BATCH),
+        ("concurrency", concurrency, 1, 256),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
+    if retries is not None and not isinstance(retries, RetryConfig):
+        raise TypeError(f"retries must be a RetryConfig, got {retries.__class__.__name__}")
+    if (
+        associations is not None
+        and not callable(associations)
+        and (
+            isinstance(associations, (str, bytes, Mapping))
+            or not isinstance(associations, Sequence)
+        )
+    ):
+        raise TypeError("associations must be a list of objects, a function, or None")
+    target = Target(
+        project_id_or_name=project_id_or_name,
+        integration_id=integration_id,
+        object_name=object_name,
+        group_ref=group_ref,
+        type=type,
+        mode=mode,
+        all_or_none=bool(all_or_none),
+    )
+    run = _Run(
+        core,
+        records,
+        target,
+        batch_size=1 if target.single else batch_size,
+        concurrency=concurrency,
+        associations=associations,
+        on_progress=on_progress,
+        retry_ambiguous=bool(retry_ambiguous),
+        config=retries or DEFAULT_RETRIES,
+    )
+    return BulkWrites(run)
+
+
+def write_partition(core: Core, records: Iterable[Any], /, **options: Any) -> list[Outcome]:
+    """`write_many` run to the end, its outcomes as a list: the unit of work to send to a
+    process pool, a Dask or a Spark worker (the `Core` and the outcomes pickle).
+
+    `index` is the position within `records`. Takes the keyword arguments of `write_many`.
+    """
+    with write_many(core, records, **options) as outcomes:
+        return list(outcomes)
+
+
+class BulkWrites(Iterator[Outcome]):
+    """The outcomes of a `write_many` run, as they come.
+
+    - iterate it (once) for one `Outcome` per input record;
+    - `stop()`: send nothing more, finish the requests in flight, yield their outcomes, end.
+      Records without an outcome were then not written (never sent, or refused with 429 or
+      503 and not sent again);
+    - `close()` (or leaving a `with` block): end at once; requests in flight are finished
+      but their outcomes are not reported, so those records' fate is not known;
+    - `progress`: a `Progress` snapshot.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._outcomes = run.outcomes()
+
+    def __iter__(self) -> BulkWrites:
+        return self
+
+    def __next__(self) -> Outcome:
+        return next(self._outcomes)
+
+    def stop(self) -> None:
+        """Ask the run to end gracefully (safe from a signal handler or another thread)."""
+        self._run.stop()
+
+    def close(self) -> None:
+        """End the run now; nothing more is sent once this returns."""
+        self._outcomes.close()
+
+    @property
+    def progress(self) -> Progress:
+        return self._run.snapshot()
+
+    def __enter__(self) -> BulkWrites:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Run:
+    """The state of one `write_many` run."""
+
+    def __init__(
+        self,
+        core: Core,
+        records: Iterable[Any],
+        target: Target,
+        *,
+        batch_size: int,
+        concurrency: int,
+        associations: Associations,
+        on_progress: ProgressCallback | None,
+        retry_ambiguous: bool,
+        config: RetryConfig,
+    ) -> None:
+        self.core = core
+        self.records = records
+        self.target = target
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.associations = associations
+        self.on_progress = on_progress
+        self.retry_ambiguous = retry_ambiguous
+        self.config = config
+        self.stopping = threading.Event()
+        self.throttle = Throttle(concurrency, config, stop=self.stopping, rand=core.rand)
+        self.total = len(records) if isinstance(records, Sized) else None
+        self.position = 0
+        self.counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
+        self.done = 0
+        self.started = time.monotonic()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.throttle.wake()
+
+    def snapshot(self) -> Progress:
+        return Progress(
+            done=self.done,
+            total=self.total,
+            written=self.counts["written"],
+            failed=self.counts["failed"],
+            unknown=self.counts["unknown"],
+            accepted=self.counts["accepted"],
+            requests=self.throttle.requests,
+            throttled=self.throttle.throttled,
+            elapsed=time.monotonic() - self.started,
+        )
+
+    # -- the consuming thread ------------------------------------------------------------------
+
+    def outcomes(self) -> Generator[Outcome, None, None]:
+        self.started = time.monotonic()
+        source = iter(self.records)
+        problem = self._template_problem()
+        if problem is not None:
+            yield from self._refuse_all(source, problem)
+            return
+        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ampwrite-bulk")
+        pending: set[Future[tuple[Outcome, ...]]] = set()
+        ready: deque[Outcome] = deque()
+        exhausted = False
+        failure: list[BaseException] = []
+        interrupted = abandon = False
+        try:
+            while True:
+                try:
+                    reported = bool(ready)
+                    while ready:
+                        outcome = ready[0]
+                        self.done += 1
+                        self.counts[outcome.status] += 1
+                        yield outcome
+                        ready.popleft()
+                    if reported and self.on_progress is not None:
+                        self.on_progress(self.snapshot())
+                    while (
+                        not exhausted
+                        and not self.stopping.is_set()
+                        and len(pending) < self.concurrency
+                    ):
+                        items, exhausted = self._take(source, ready, failure)
+                        if items:
+                            pending.add(executor.submit(self._write, items))
+                    if not pending:
+                        if ready:  # records refused before sending
+                            continue
+                        break
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        ready.extend(future.result())
+                        pending.discard(future)
+                except KeyboardInterrupt:
+                    if interrupted or self.stopping.is_set():
+                        abandon = True  # already stopping: stop waiting for those in flight
+                        raise
+                    interrupted = True
+                    self.stop()
+            if failure:
+                raise failure[0]
+            if interrupted:
+                raise KeyboardInterrupt
+        finally:
+            self.stop()
+            executor.shutdown(wait=not abandon, cancel_futures=True)
+
+    def _take(
+        self, source: Iterator[Any], ready: deque[Outcome], failure: list[BaseException]
+    ) -> tuple[list[Item], bool]:
+        """Read up to one batch; records refused before sending go to `ready`. Returns the
+        items and whether the input is exhausted (an exception from it ends it too)."""
+        items: list[Item] = []
+        refused = 0
+        while len(items) + refused < self.batch_size:
+            try:
+                record = next(source)
+            except StopIteration:
+                return items, True
+            except Exception as exc:  # the caller's iterator failed: stop reading, report it later
+                failure.append(exc)
+                return items, True
+            index = self.position
+            self.position += 1
+            associations = self.associations
+            if callable(associations):
+                try:
+                    associations = associations(record)
+                except Exception as exc:  # the caller's function; its failure is this record's
+                    ready.append(
+                        Outcome(index, "failed", None, f"associations failed: {short(exc)}")
+                    )
+                    refused += 1
+                    continue
+            items.append(Item(index, record, associations))
+        return items, False
+
+    def _template_problem(self) -> str | None:
+        """Why every request of this run would be refused, whatever its records; or None."""
+        placeholder: dict[str, Any] = {"id": "placeholder"} if self.target.single else {}
+        constant = None if callable(self.associations) else self.associations
+        checked = check_request(build_request(self.target, [Item(0, placeholder, constant)]))
+        if isinstance(checked, tuple):
+            return "invalid request: " + "; ".join(map(str, checked))
+        return None
+
+    def _refuse_all(self, source: Iterator[Any], problem: str) -> Iterator[Outcome]:
+        for _ in source:
+            if self.stopping.is_set():
+                return
+            outcome = Outcome(self.position, "failed", None, problem)
+            self.position += 1
+            self.done += 1
+            self.counts["failed"] += 1
+            yield outcome
+
+    # -- the writer threads --------------------------------------------------------------------
+
+    def _write(self, items: list[Item]) -> tuple[Outcome, ...]:
+        """Every item's outcome (none for items never sent because the run stopped)."""
+        settled: list[Outcome] = []
+        try:
+            groups: deque[tuple[Item, ...]] = deque([tuple(items)])
+            while groups:
+                outcomes, more = self._write_group(groups.popleft())
+                settled.extend(outcomes)
+                groups.extend(more)
+            return tuple(settled)
+        except Exception as exc:  # a defect here must not lose records: they may be written
+            seen = {outcome.index for outcome in settled}
+            error = f"internal error: {short(exc)}"
+            rest = [Outcome(item.index, "unknown", None, error) for item in items]
+            return (*settled, *(o for o in rest if o.index not in seen))
+
+    def _write_group(
+        self, items: tuple[Item, ...]
+    ) -> tuple[tuple[Outcome, ...], tuple[tuple[Item, ...], ...]]:
+        """Send one request for `items` until it has an answer that settles them."""
+        request = build_request(self.target, items)
+        config = self.config
+        attempts = 0
+        first: float | None = None
+        ambiguous_before = False
+        last: Resend | None = None
+        while True:
+            deadline = None if first is None else first + config.max_elapsed_time
+            ticket: Ticket | str = EXPIRED
+            if attempts < max(1, config.max_attempts):
+                ticket = self.throttle.acquire(deadline)
+            if not isinstance(ticket, Ticket):
+                return self._give_up(items, ticket, attempts, last, ambiguous_before), ()
+            if first is None:
+                first = time.monotonic()
+            attempts += 1
+            answer, wait = Answer.OK, None
+            try:
+                result = write_records(self.core, request, retries=_NO_RETRIES)
+                verdict = judge(
+                    result,
+                    self.target,
+                    items,
+                    ambiguous_before=ambiguous_before,
+                    retry_ambiguous=self.retry_ambiguous,
+                )
+                answer, wait = _answer(result, verdict)
+            finally:
+                self.throttle.release(ticket, answer, wait)
+            if isinstance(verdict, Regroup):
+                return verdict.failed, verdict.groups
+            if not isinstance(verdict, Resend):
+                return verdict, ()
+            last = verdict
+            ambiguous_before = ambiguous_before or verdict.ambiguous
+
+    def _give_up(
+        self,
+        items: tuple[Item, ...],
+        why: str,
+        attempts: int,
+        last: Resend | None,
+        ambiguous_before: bool,
+    ) -> tuple[Outcome, ...]:
+        """The outcomes of a group that will not be sent (again)."""
+        status: Status = "unknown" if ambiguous_before else "failed"
+        if why == STOPPED:  # outcomes only for what may have been written
+            if last is None or not ambiguous_before:
+                return ()
+            return _all(items, status, f"{last.error} (stopped before trying again)")
+        if why == TRIPPED:
+            reason = self.throttle.tripped
+            if last is None:
+                return _all(items, status, f"not sent: the run gave up on the server: {reason}")
+            return _all(items, status, f"{last.error} (then the run gave up: {reason})")
+        if last is None:  # cannot happen: a first attempt never expires
+            return _all(items, status, "not sent: no attempt was allowed")
+        error = f"{last.error} (gave up after {attempts} attempts)"
+        if not last.ambiguous:
+            self.throttle.trip(error)
+        return _all(items, status, error)
+
+
+def _answer(
+    result: Result[WriteResponse, AmpWriteError], verdict: Verdict
+) -> tuple[Answer, float | None]:
+    """What the throttle learns from one request."""
+    if isinstance(result, Err) and isinstance(
+        result.error, (RequestValidationError, ConfigurationError)
+    ):
+        return Answer.LOCAL, None  # refused before sending
+    if isinstance(verdict, Resend) and verdict.throttled:
+        return Answer.THROTTLED, verdict.wait
+    if isinstance(verdict, Resend) and verdict.unreachable:
+        return Answer.UNREACHABLE, None
+    return Answer.OK, None
+
+
+def _all(items: Sequence[Item], status: Status, error: str) -> tuple[Outcome, ...]:
+    return tuple(Outcome(item.index, status, None, error) for item in items)

@@ -1,0 +1,537 @@
+"""`ampwrite load FILE`: a CSV or JSONL file of records through `write_many`.
+
+The results file (`--out`) gets one JSON line per input record, appended and flushed as each
+outcome arrives, so a run that crashes or is interrupted leaves a valid file behind; a later
+`--resume` run reads it and sends only the records without a final outcome. When a record
+has several lines (an unknown outcome resolved by `--retry-unknown`, say), the last one
+counts; a torn last line is ignored.
+
+Record numbering (`index`): JSONL counts the non-blank lines from 0; CSV counts the data rows
+(after the header) from 0, skipping empty rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any, Final, TextIO
+
+import attrs
+
+from ..cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
+from ..core import Core
+from ..errors import AmpWriteError
+from ._engine import write_many
+from ._outcome import STATUSES, Outcome
+
+__all__ = ["COLUMN_TYPES", "run_load"]
+
+EXIT_FAILED: Final = EXIT_API_ERROR
+"""Some record failed (and none is unknown)."""
+EXIT_UNKNOWN: Final = EXIT_TRANSPORT
+"""Some record's outcome is unknown."""
+
+# One byte of state per record index.
+_NONE, _WRITTEN, _FAILED, _UNKNOWN, _ACCEPTED = 0, 1, 2, 3, 4
+_CODES: Final = {"written": _WRITTEN, "failed": _FAILED, "unknown": _UNKNOWN, "accepted": _ACCEPTED}
+_FINAL: Final = frozenset({_WRITTEN, _FAILED, _ACCEPTED})
+UNKNOWN_LISTED: Final = 20
+
+
+class UsageError(Exception):
+    """A problem with the command line or its files; nothing was sent."""
+
+
+# -- reading the input ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Row:
+    """One input record, or why the row could not be read (`error`)."""
+
+    index: int
+    record: object = None
+    error: str | None = None
+
+
+def _truthy(text: str) -> bool:
+    folded = text.strip().lower()
+    if folded in ("true", "t", "yes", "y", "1"):
+        return True
+    if folded in ("false", "f", "no", "n", "0"):
+        return False
+    raise ValueError(f"{text!r} is not a bool (true/false, yes/no, 1/0)")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an int") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a float") from None
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ValueError("not JSON: nested too deeply") from None
+
+
+COLUMN_TYPES: Final[dict[str, Callable[[str], Any]]] = {
+    "str": str,
+    "int": _integer,
+    "float": _number,
+    "bool": _truthy,
+    "json": _json,
+}
+
+
+def parse_column_types(specs: list[str] | None) -> dict[str, str]:
+    """`["age=int", "vip=bool"]` -> `{"age": "int", "vip": "bool"}`, or a `UsageError`."""
+    types: dict[str, str] = {}
+    for spec in specs or ():
+        name, sep, kind = spec.partition("=")
+        if not sep or not name or kind not in COLUMN_TYPES:
+            choices = ", ".join(COLUMN_TYPES)
+            raise UsageError(
+                f"--column-type {spec!r}: expected NAME=TYPE with TYPE one of {choices}"
+            )
+        types[name] = kind
+    return types
+
+
+def read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
+    """One record per non-blank line; a line that is not UTF-8 JSON becomes a failed row."""
+    index = 0
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            yield Row(index, error=f"line {number}: not UTF-8 ({exc.reason})")
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            yield Row(index, error=f"line {number}: not JSON: {reason}")
+        except RecursionError:
+            yield Row(index, error=f"line {number}: not JSON: nested too deeply")
+        else:
+            yield Row(index, record)
+        index += 1
+
+
+def _has_undecodable(values: list[str]) -> bool:
+    return any("\udc80" <= char <= "\udcff" for value in values for char in value)
+
+
+def read_csv(stream: IO[bytes], column_types: dict[str, str]) -> Iterator[Row]:
+    """Rows as dicts keyed by the header; values stay strings unless `column_types` says
+    otherwise (an empty cell of a typed column is left out). Raises `UsageError` at once
+    when a typed column is not in the header."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return iter(())
+    except csv.Error as exc:
+        raise UsageError(f"cannot read the CSV header: {exc}") from None
+    missing = sorted(set(column_types) - set(header))
+    if missing:
+        raise UsageError(f"--column-type names columns not in the header: {', '.join(missing)}")
+    if _has_undecodable(header):
+        raise UsageError("the CSV header is not UTF-8")
+    converters = [
+        (name, COLUMN_TYPES[column_types[name]]) for name in header if name in column_types
+    ]
+    return _csv_rows(reader, header, dict(converters))
+
+
+def _csv_rows(
+    reader: Any, header: list[str], converters: dict[str, Callable[[str], Any]]
+) -> Iterator[Row]:
+    index = 0
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Row(index, error=f"line {reader.line_num}: not CSV: {exc}")
+            index += 1
+            continue
+        if not values:
+            continue
+        line = reader.line_num
+        if len(values) != len(header):
+            error = f"line {line}: {len(values)} values, the header has {len(header)} columns"
+            yield Row(index, error=error)
+        elif _has_undecodable(values):
+            yield Row(index, error=f"line {line}: not UTF-8")
+        else:
+            yield _typed_row(index, line, header, values, converters)
+        index += 1
+
+
+def _typed_row(
+    index: int,
+    line: int,
+    header: list[str],
+    values: list[str],
+    converters: dict[str, Callable[[str], Any]],
+) -> Row:
+    record: dict[str, Any] = {}
+    for name, value in zip(header, values, strict=True):
+        convert = converters.get(name)
+        if convert is None:
+            record[name] = value
+        elif value.strip():
+            try:
+                record[name] = convert(value)
+            except ValueError as exc:
+                return Row(index, error=f"line {line}: column {name}: {exc}")
+    return Row(index, record)
+
+
+def count_records(path: str, kind: str) -> int | None:
+    """How many records a regular file holds (for the progress bar), or None."""
+    try:
+        with open(path, "rb") as handle:
+            if kind == "jsonl":
+                return sum(1 for line in handle if line.strip())
+            lines = sum(1 for line in handle if line.strip())
+            return max(0, lines - 1)
+    except OSError:
+        return None
+
+
+# -- the results file -------------------------------------------------------------------------
+
+
+def read_results(path: str) -> bytearray:
+    """The last status of each index recorded in `path` (one byte per index)."""
+    state = bytearray()
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                entry = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue  # a line torn by a crash, or not ours
+            if not isinstance(entry, dict):
+                continue
+            index, status = entry.get("index"), entry.get("status")
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                continue
+            if status not in STATUSES:
+                continue
+            _set(state, index, _CODES[status])
+    return state
+
+
+def _set(state: bytearray, index: int, code: int) -> None:
+    if index >= len(state):
+        state.extend(bytes(index + 1 - len(state)))
+    state[index] = code
+
+
+class ResultsFile:
+    """Appends one line per outcome and flushes it at once."""
+
+    def __init__(self, path: str) -> None:
+        torn = False
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            with open(path, "rb") as existing:
+                existing.seek(-1, os.SEEK_END)
+                torn = existing.read(1) != b"\n"
+        self._handle: TextIO = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        if torn:  # a line cut short by a crash: end it, so the next line stands alone
+            self._handle.write("\n")
+            self._handle.flush()
+
+    def append(self, outcome: Outcome) -> None:
+        self._handle.write(json.dumps(outcome.to_json()) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+# -- progress on a terminal -------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressBar:
+    """A one-line bar with rate and ETA, redrawn at most ten times a second."""
+
+    WIDTH: Final = 28
+
+    def __init__(self, stream: TextIO, total: int | None, enabled: bool) -> None:
+        self._stream = stream
+        self._total = total
+        self._enabled = enabled
+        self._started = time.monotonic()
+        self._drawn = 0.0
+        self._shown = False
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        elapsed = now - self._started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        total = self._total
+        if total:
+            share = min(1.0, done / total)
+            filled = int(share * self.WIDTH)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            eta = (
+                "0:00"
+                if done >= total
+                else _duration((total - done) / rate)
+                if rate > 0
+                else "--:--"
+            )
+            line = f"[{bar}] {share:4.0%} {done:,}/{total:,}  {rate:,.0f} rec/s  ETA {eta}"
+        else:
+            line = f"{done:,} records  {rate:,.0f} rec/s  {_duration(elapsed)}"
+        self._stream.write("\r" + line + "\x1b[K")
+        self._stream.flush()
+        self._shown = True
+
+    def finish(self, done: int) -> None:
+        if self._enabled and self._shown:
+            self.update(done, force=True)
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def _kind(ns: argparse.Namespace) -> str:
+    if ns.format:
+        return str(ns.format)
+    if ns.file == "-":
+        return "jsonl"
+    return "csv" if ns.file.lower().endswith((".csv", ".tsv")) else "jsonl"
+
+
+def run_load(ns: argparse.Namespace) -> int:
+    """The `load` subcommand; returns the exit status."""
+    err = sys.stderr
+    try:
+        return _run(ns, err)
+    except UsageError as exc:
+        print(f"ampwrite load: {exc}", file=err)
+        return EXIT_USAGE
+
+
+def _run(ns: argparse.Namespace, err: TextIO) -> int:
+    kind = _kind(ns)
+    column_types = parse_column_types(ns.column_type)
+    if column_types and kind != "csv":
+        raise UsageError("--column-type applies to CSV input only")
+    if not 1 <= ns.batch_size <= 100:
+        raise UsageError(f"--batch-size must be from 1 to 100, got {ns.batch_size}")
+    if not 1 <= ns.concurrency <= 256:
+        raise UsageError(f"--concurrency must be from 1 to 256, got {ns.concurrency}")
+    if ns.resume and not ns.out:
+        raise UsageError("--resume needs --out, the results file of the earlier run")
+    if ns.out and not ns.resume and os.path.exists(ns.out) and os.path.getsize(ns.out) > 0:
+        raise UsageError(
+            f"{ns.out} exists: pass --resume to continue that load, or choose another --out"
+        )
+    state = bytearray()
+    if ns.resume and os.path.exists(ns.out):
+        try:
+            state = read_results(ns.out)
+        except OSError as exc:
+            raise UsageError(f"cannot read {ns.out}: {exc}") from None
+    try:
+        core = Core(ns.api_key, server_url=ns.server_url, timeout=ns.timeout)
+    except AmpWriteError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if ns.file == "-" else open(ns.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot open {ns.file}: {exc.strerror or exc}") from None
+    results: ResultsFile | None = None
+    try:
+        rows = read_jsonl(stream) if kind == "jsonl" else read_csv(stream, column_types)
+        if ns.out:
+            try:
+                results = ResultsFile(ns.out)
+            except OSError as exc:
+                raise UsageError(f"cannot write {ns.out}: {exc.strerror or exc}") from None
+        return _load(ns, core, rows, state, results, kind, err)
+    finally:
+        if results is not None:
+            results.close()
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        core.close()
+
+
+def _load(
+    ns: argparse.Namespace,
+    core: Core,
+    rows: Iterator[Row],
+    state: bytearray,
+    results: ResultsFile | None,
+    kind: str,
+    err: TextIO,
+) -> int:
+    unknown_before = [i for i, code in enumerate(state) if code == _UNKNOWN]
+    final_before = sum(1 for code in state if code in _FINAL)
+    if unknown_before and not ns.retry_unknown:
+        shown = ", ".join(map(str, unknown_before[:UNKNOWN_LISTED]))
+        more = (
+            f" and {len(unknown_before) - UNKNOWN_LISTED} more"
+            if len(unknown_before) > UNKNOWN_LISTED
+            else ""
+        )
+        print(
+            f"ampwrite load: {len(unknown_before)} record(s) have an unknown outcome from an "
+            f"earlier run and are not sent again: {shown}{more}. Check them in the target "
+            "system; --retry-unknown sends them again.",
+            file=err,
+        )
+    tty = err.isatty()
+    total = count_records(ns.file, kind) if tty and ns.file != "-" else None
+    skip_codes = _FINAL if ns.retry_unknown else _FINAL | {_UNKNOWN}
+    skipped = sum(1 for code in state if code in skip_codes)
+    bar = ProgressBar(err, None if total is None else max(0, total - skipped), tty)
+    counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
+    originals: dict[int, int] = {}
+
+    def settle(outcome: Outcome) -> None:
+        _set(state, outcome.index, _CODES[outcome.status])
+        counts[outcome.status] += 1
+        if results is not None:
+            results.append(outcome)
+        bar.update(sum(counts.values()))
+
+    def pending() -> Iterator[object]:
+        position = 0
+        for row in rows:
+            if row.index < len(state) and state[row.index] in skip_codes:
+                continue
+            if row.error is not None:
+                settle(Outcome(row.index, "failed", None, row.error))
+                continue
+            originals[position] = row.index
+            position += 1
+            yield row.record
+
+    writes = write_many(
+        core,
+        pending(),
+        project_id_or_name=ns.project,
+        integration_id=ns.integration,
+        object_name=ns.object,
+        group_ref=ns.group_ref,
+        type=ns.type,
+        mode=ns.mode,
+        batch_size=ns.batch_size,
+        concurrency=ns.concurrency,
+        all_or_none=ns.all_or_none,
+        retry_ambiguous=ns.retry_unknown,
+    )
+    interrupted = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        writes.stop()
+
+    previous = _install(on_signal)
+    started = time.monotonic()
+    read_error: OSError | None = None
+    try:
+        for outcome in writes:
+            settle(attrs.evolve(outcome, index=originals.pop(outcome.index)))
+    except KeyboardInterrupt:
+        interrupted.set()
+    except OSError as exc:  # reading the input failed part way; what was sent is recorded
+        read_error = exc
+    finally:
+        _restore(previous)
+        writes.close()
+    elapsed = time.monotonic() - started
+    bar.finish(sum(counts.values()))
+    done = sum(counts.values())
+    rate = done / elapsed if elapsed > 0 else 0.0
+    summary = (
+        f"written {counts['written']:,}, failed {counts['failed']:,}, unknown {counts['unknown']:,}"
+    )
+    if counts["accepted"]:
+        summary += f", accepted {counts['accepted']:,}"
+    summary += f" in {elapsed:.1f} s ({rate:,.0f} records/s)"
+    if final_before:
+        summary += f"; {final_before:,} settled by earlier runs"
+    print(summary, file=err)
+    if read_error is not None:
+        print(
+            f"ampwrite load: cannot read {ns.file}: {read_error}; records without an outcome "
+            "were not sent",
+            file=err,
+        )
+        return EXIT_USAGE
+    if interrupted.is_set():
+        print(
+            "ampwrite load: interrupted; records without an outcome were not sent"
+            + (f": run again with --resume --out {ns.out}" if ns.out else ""),
+            file=err,
+        )
+        return EXIT_INTERRUPTED
+    if _UNKNOWN in state:
+        return EXIT_UNKNOWN
+    if _FAILED in state:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+_SIGNALS: Final = ("SIGINT", "SIGTERM")
+
+
+def _install(handler: Callable[[int, Any], None]) -> list[tuple[int, Any]]:
+    """Route SIGINT and SIGTERM to `handler` (main thread only); return what to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    previous = []
+    for name in _SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous.append((number, signal.signal(number, handler)))
+    return previous
+
+
+def _restore(previous: list[tuple[int, Any]]) -> None:
+    for number, handler in previous:
+        signal.signal(number, handler)

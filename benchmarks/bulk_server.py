@@ -1,0 +1,106 @@
+"""A minimal Write API stand-in for the bulk benchmarks, run in its own process.
+
+It answers each write with a well-formed 200: a batch answer with one successful result per
+record of the batch, or a single-record answer, after `--latency` seconds (optional). It
+stores nothing, so a benchmark measures the client. `python benchmarks/bulk_server.py` prints
+its port on the first line and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from itertools import count
+from typing import Any
+
+_IDS = count(1)
+
+
+def _answer(body: bytes) -> bytes:
+    try:
+        request = json.loads(body)
+    except ValueError:
+        request = {}
+    batch = request.get("batch") if isinstance(request, dict) else None
+    if isinstance(batch, list):
+        results = [{"success": True, "recordId": f"r{next(_IDS)}"} for _ in batch]
+        payload: dict[str, object] = {
+            "operationId": "op-bench",
+            "successCount": len(results),
+            "failureCount": 0,
+            "results": results,
+        }
+    else:
+        payload = {"operationId": "op-bench", "result": {"success": True, "recordId": "r0"}}
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
+
+
+def _handler(latency: float) -> Handler:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                body = await reader.readexactly(length) if length else b""
+                if latency:
+                    await asyncio.sleep(latency)
+                writer.write(_answer(body))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    return serve
+
+
+async def _main(latency: float) -> None:
+    server = await asyncio.start_server(_handler(latency), "127.0.0.1", 0, limit=1 << 24)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+@contextlib.contextmanager
+def bulk_server(latency: float = 0.0) -> Iterator[str]:
+    """Run the server in a child process; yield its base URL (with /v1)."""
+    script = os.path.abspath(__file__)
+    process = subprocess.Popen(
+        [sys.executable, script, "--latency", str(latency)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args.latency))
