@@ -31,6 +31,7 @@ from .errors import (
     RateLimitError,
     ResponseValidationError,
     ServerError,
+    TransportError,
     WriteFailedError,
 )
 from .models import BatchWriteResponse, Problem, WriteFailure, WriteResponse
@@ -42,13 +43,14 @@ __all__ = ["decode_answer"]
 MAX_BODY_TEXT: Final = 16 * 1024
 """Characters of an error body kept on the error (the rest is cut, and says so)."""
 REDACTED: Final = "***"
+MIN_SECRET: Final = 8
 
 
-def _body_text(body: bytes, secret: str) -> str:
+def _body_text(body: bytes) -> str:
     text = body[:MAX_BODY_TEXT].decode("utf-8", errors="replace")
     if len(body) > MAX_BODY_TEXT:
         text += f"... [{len(body) - MAX_BODY_TEXT} more bytes]"
-    return text.replace(secret, REDACTED) if secret in text else text
+    return text
 
 
 def _media_type(headers: Mapping[str, str]) -> str:
@@ -81,7 +83,26 @@ def decode_answer(
     answer: Answer, *, attempts: int, secret: str
 ) -> Result[WriteResponse, AmpWriteError]:
     """Map one answer to a value or an error, per the table above."""
+    # A server that echoes the key: nothing downstream keeps it. (A key of a few characters
+    # is no secret worth the name, and replacing it would mangle every answer.)
+    secret_bytes = secret.encode()
+    if len(secret) >= MIN_SECRET and secret_bytes in answer.body:
+        answer = answer._replace(body=answer.body.replace(secret_bytes, REDACTED.encode()))
+    if len(secret) >= MIN_SECRET and any(secret in value for value in answer.headers.values()):
+        answer = answer._replace(
+            headers={
+                name: value.replace(secret, REDACTED) for name, value in answer.headers.items()
+            }
+        )
     status, headers = answer.status, answer.headers
+    if status < 200:
+        return Err(
+            TransportError(
+                f"the server answered {status} {answer.reason} and no final answer followed",
+                maybe_sent=True,
+                attempts=attempts,
+            )
+        )
     if 200 <= status < 300:
         try:
             return Ok(decode_write_response(json.loads(answer.body)))
@@ -92,13 +113,13 @@ def decode_answer(
                     f"the {status} answer does not fit the contract ({reason[:300]})",
                     status=status,
                     headers=headers,
-                    body=_body_text(answer.body, secret),
+                    body=_body_text(answer.body),
                     attempts=attempts,
                 )
             )
     media = _media_type(headers)
     payload = _json(answer.body) if "json" in media else None
-    text = _body_text(answer.body, secret)
+    text = _body_text(answer.body)
     failure: WriteFailure | BatchWriteResponse | None = None
     if status == 422 and media != "application/problem+json":
         try:
@@ -106,7 +127,7 @@ def decode_answer(
         except Exception:
             failure = None
     problem = decode_problem(payload) if failure is None else None
-    message = _summary(answer, problem, failure, text).replace(secret, REDACTED)
+    message = _summary(answer, problem, failure, text)
     if status == 422:
         return Err(
             WriteFailedError(

@@ -24,12 +24,22 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions as uex
+import urllib3.poolmanager
 from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
 
 from .errors import RequestTimeoutError, TransportError
 
-__all__ = ["Answer", "DeadlineAdapter", "Route", "route_for", "send_once", "transport_error"]
+__all__ = [
+    "Answer",
+    "DeadlineAdapter",
+    "Route",
+    "Timeouts",
+    "install_deadline",
+    "route_for",
+    "send_once",
+    "transport_error",
+]
 
 # What kind of failure, and whether a retry could write twice.
 NOT_SENT: Final = "connect"
@@ -39,6 +49,14 @@ TLS: Final = "tls"
 INTERRUPTED: Final = "interrupted"
 TOO_LARGE: Final = "too-large"
 INVALID: Final = "invalid"
+
+
+class Timeouts(NamedTuple):
+    """Seconds to connect, to wait for each read, and for the attempt as a whole."""
+
+    connect: float
+    read: float
+    total: float
 
 
 class Answer(NamedTuple):
@@ -75,7 +93,7 @@ def transport_error(exc: BaseException) -> TransportError:
         return _failure(TIMEOUT_READ, f"timed out waiting for the answer ({detail})")
     if isinstance(reason, uex.SSLError) or isinstance(exc, rex.SSLError):
         return _failure(TLS, f"TLS failed ({detail})")
-    if isinstance(reason, uex.LocationValueError) or isinstance(
+    if isinstance(reason, (uex.LocationValueError, UnicodeError, OverflowError)) or isinstance(
         exc, (rex.InvalidURL, rex.InvalidHeader, rex.InvalidSchema, rex.MissingSchema)
     ):
         return _failure(INVALID, f"the request could not be built ({detail})")
@@ -115,18 +133,17 @@ def send_once(
     headers: dict[str, str],
     body: bytes,
     *,
-    timeout: tuple[float, float],
+    timeout: Timeouts,
     max_bytes: int,
 ) -> Answer | TransportError:
     """POST `body` to `path` (below the route's base URL) once and read the answer.
 
     A redirect is an answer like any other: it is never followed, so the key never travels
-    to another host. On ampwrite's own adapter the attempt as a whole ends `connect + read`
-    seconds after it started, however slowly the server trickles.
+    to another host. The attempt as a whole ends `timeout.total` seconds after it started,
+    however slowly the server trickles (on adapters whose pools ampwrite set up).
     """
     headers["Content-Length"] = str(len(body))
-    connect, read = timeout
-    deadline = time.monotonic() + connect + read
+    deadline = time.monotonic() + timeout.total
     _attempt.deadline = deadline
     try:
         if route.pool_key is not None:
@@ -148,7 +165,7 @@ def send_once(
 
 
 def _urlopen(
-    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: tuple[float, float]
+    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: Timeouts
 ) -> urllib3.BaseHTTPResponse:
     """Straight to the pool of ampwrite's adapter: no requests machinery on the way."""
     adapter = route.session.get_adapter(route.base_url)
@@ -165,14 +182,14 @@ def _urlopen(
         preload_content=False,
         decode_content=False,
         retries=False,
-        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+        timeout=urllib3.Timeout(connect=timeout.connect, read=timeout.read),
         chunked=False,
     )
     return response
 
 
 def _adapter_send(
-    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: tuple[float, float]
+    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: Timeouts
 ) -> urllib3.BaseHTTPResponse:
     """Through the session's adapter (yours, or through a proxy): no redirects, hooks or
     cookie jar on this path either."""
@@ -182,7 +199,9 @@ def _adapter_send(
     request.headers = CaseInsensitiveDict(headers)
     request.body = body
     adapter = route.session.get_adapter(request.url)
-    response = adapter.send(request, timeout=timeout, stream=True, **route.options)
+    response = adapter.send(
+        request, timeout=(timeout.connect, timeout.read), stream=True, **route.options
+    )
     raw: urllib3.BaseHTTPResponse = response.raw
     return raw
 
@@ -253,12 +272,22 @@ class _DeadlineSocketReader(io.RawIOBase):
 
 
 class _DeadlineHTTPResponse(http.client.HTTPResponse):
+    """http.client's response, reading under the attempt's deadline, and passing over interim
+    1xx answers (102, 103, ...) as it already does for 100 Continue."""
+
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
         deadline = _attempt.deadline
         if deadline is not None and isinstance(sock, socket.socket):
             self.fp.close()  # releases the socket's reference from makefile()
             self.fp = io.BufferedReader(_DeadlineSocketReader(sock, deadline))
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 < status < 200) or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # an interim answer's headers: not ours
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):
@@ -278,6 +307,22 @@ class _HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
 
 
 _POOL_CLASSES: Final = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+def install_deadline(session: requests.Session) -> None:
+    """Give the pools of a caller's requests adapters the per-attempt deadline.
+
+    Only the classes of pools created from now on change, and only where the adapter uses
+    urllib3's stock pools; the deadline applies only while ampwrite is sending, so the
+    session's other requests behave as before.
+    """
+    for adapter in session.adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        if isinstance(manager, urllib3.PoolManager) and manager.pool_classes_by_scheme in (
+            urllib3.poolmanager.pool_classes_by_scheme,
+            _POOL_CLASSES,
+        ):
+            manager.pool_classes_by_scheme = _POOL_CLASSES
 
 
 class DeadlineAdapter(requests.adapters.HTTPAdapter):

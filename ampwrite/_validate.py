@@ -15,13 +15,13 @@ from typing import Any, Final
 
 from .errors import ValidationIssue
 
-__all__ = ["Checked", "check_request"]
+__all__ = ["Checked", "check_request", "show", "unencodable"]
 
 PATH_PARAMETERS: Final = ("projectIdOrName", "integrationId", "objectName")
 WRITE_TYPES: Final = ("create", "update", "delete")
 WRITE_MODES: Final = ("synchronous", "asynchronous")
 MAX_BATCH: Final = 100
-MAX_DEPTH: Final = 64
+MAX_DEPTH: Final = 256
 
 
 class Checked:
@@ -51,6 +51,15 @@ class _Invalid:
 INVALID: Final = _Invalid()
 
 Checker = Callable[[object, str, list[ValidationIssue]], Any]
+
+
+def show(value: object, limit: int = 60) -> str:
+    """A short repr for a message; never fails (a huge int's repr can)."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _type_name(value: object) -> str:
@@ -94,7 +103,10 @@ def _object(
             checker = fields.get(key) if isinstance(key, str) else None
             if checker is None:
                 issues.append(
-                    ValidationIssue(_join(path, str(key)), _unknown_key_message(key, allowed))
+                    ValidationIssue(
+                        _join(path, key if isinstance(key, str) else f"[{show(key)}]"),
+                        _unknown_key_message(key, allowed),
+                    )
                 )
                 continue
             item_path = _join(path, key)
@@ -125,6 +137,22 @@ def _string(*, non_empty: bool) -> Checker:
     return check
 
 
+def _path_parameter(value: object, path: str, issues: list[ValidationIssue]) -> object:
+    checked = _string(non_empty=True)(value, path, issues)
+    if isinstance(checked, str) and not _is_unicode(checked):
+        issues.append(ValidationIssue(path, "is not valid Unicode (it holds a lone surrogate)"))
+        return INVALID
+    return checked
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _header_string(value: object, path: str, issues: list[ValidationIssue]) -> object:
     checked = _string(non_empty=False)(value, path, issues)
     if isinstance(checked, str) and any(c in checked for c in "\r\n\0"):
@@ -138,7 +166,7 @@ def _enum(*choices: str) -> Checker:
 
     def check(value: object, path: str, issues: list[ValidationIssue]) -> object:
         if value not in choices or not isinstance(value, str):
-            issues.append(ValidationIssue(path, f"must be one of {allowed}; got {value!r}"))
+            issues.append(ValidationIssue(path, f"must be one of {allowed}; got {show(value)}"))
             return INVALID
         return value
 
@@ -151,7 +179,9 @@ def _integer(low: int, high: int) -> Checker:
             issues.append(ValidationIssue(path, f"expected an integer, got {_type_name(value)}"))
             return INVALID
         if not low <= value <= high:
-            issues.append(ValidationIssue(path, f"must be between {low} and {high}; got {value}"))
+            issues.append(
+                ValidationIssue(path, f"must be between {low} and {high}; got {show(value)}")
+            )
             return INVALID
         return int(value)
 
@@ -233,7 +263,9 @@ def _json_members(
     for key, item in value.items():
         if not isinstance(key, str):
             issues.append(
-                ValidationIssue(f"{path}[{key!r}]", f"keys must be strings, got {_type_name(key)}")
+                ValidationIssue(
+                    f"{path}[{show(key)}]", f"keys must be strings, got {_type_name(key)}"
+                )
             )
             continue
         out[key] = _json_value(item, _join(path, key), issues, depth + 1)
@@ -303,9 +335,9 @@ _BODY = _object(
 )
 _REQUEST = _object(
     {
-        "projectIdOrName": _string(non_empty=True),
-        "integrationId": _string(non_empty=True),
-        "objectName": _string(non_empty=True),
+        "projectIdOrName": _path_parameter,
+        "integrationId": _path_parameter,
+        "objectName": _path_parameter,
         "requestBody": _BODY,
     },
     required=(*PATH_PARAMETERS, "requestBody"),
@@ -354,6 +386,32 @@ def _check_combinations(body: Mapping[str, Any], issues: list[ValidationIssue]) 
                     f"{path}.autoBatchPolicy", "only for single-record writes, not batch"
                 )
             )
+
+
+def unencodable(value: object, path: str, depth: int = 0) -> tuple[ValidationIssue, ...]:
+    """Where checked data cannot become UTF-8 JSON (a lone surrogate, an integer with more
+    digits than Python will print); looked for only after encoding failed."""
+    if isinstance(value, str):
+        return () if _is_unicode(value) else (ValidationIssue(path, "holds a lone surrogate"),)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            int.__repr__(value)
+        except ValueError:
+            return (ValidationIssue(path, "is an integer too large to write as JSON"),)
+        return ()
+    if depth > MAX_DEPTH:
+        return (ValidationIssue(path, f"nested deeper than {MAX_DEPTH} levels"),)
+    issues: tuple[ValidationIssue, ...] = ()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _is_unicode(key):
+                issues += (ValidationIssue(f"{path}[{show(key)}]", "key holds a lone surrogate"),)
+            else:
+                issues += unencodable(item, _join(path, str(key)), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            issues += unencodable(item, f"{path}[{index}]", depth + 1)
+    return issues or (ValidationIssue(path, "cannot be encoded as JSON"),) if depth == 0 else issues
 
 
 def check_request(request: object) -> Checked | tuple[ValidationIssue, ...]:

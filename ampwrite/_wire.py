@@ -10,6 +10,7 @@ wrong types instead of coercing them.
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,7 +18,14 @@ import attrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
-from .models import BatchWriteResponse, Problem, SingleWriteResponse, WriteFailure, WriteResponse
+from .models import (
+    BatchWriteResponse,
+    Model,
+    Problem,
+    SingleWriteResponse,
+    WriteFailure,
+    WriteResponse,
+)
 
 __all__ = [
     "decode_problem",
@@ -48,21 +56,26 @@ def _wire_fields(cls: type[Any]) -> tuple[tuple[str, str], ...]:
     return fields
 
 
-def to_wire(value: object) -> object:
+MAX_DEPTH = 64
+
+
+def to_wire(value: object, depth: int = 0) -> object:
     """A model as the API's JSON data; unset (None) fields are left out.
 
-    Mappings (records, associations) are passed through untouched: the validator checks and
-    copies them.
+    Only ampwrite's models are converted (and the lists that hold them); anything else, records
+    and associations included, is passed through untouched for the validator to check.
     """
-    if attrs.has(type(value)):
+    if depth > MAX_DEPTH:  # a list that holds itself: left for the validator to refuse
+        return value
+    if isinstance(value, Model):
         out: dict[str, object] = {}
         for name, wire in _wire_fields(type(value)):
             item = getattr(value, name)
             if item is not None:
-                out[wire] = to_wire(item)
+                out[wire] = to_wire(item, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [to_wire(item) for item in value]
+        return [to_wire(item, depth + 1) for item in value]
     return value
 
 
@@ -86,8 +99,33 @@ def _number(value: object, _: object) -> float:
 
 
 def _renaming_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    """Structure a JSON object (and only an object) into `cls`, renaming fields."""
     renames: dict[str, Any] = {name: override(rename=wire) for name, wire in _wire_fields(cls)}
-    return make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=False, **renames)
+    generated = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=False, **renames)
+
+    def structure(value: object, kind: Any) -> Any:
+        if type(value) is not dict:
+            raise TypeError(f"expected an object for {cls.__name__}, got {type(value).__name__}")
+        return generated(value, kind)
+
+    return structure
+
+
+def _is_homogeneous_tuple(kind: Any) -> bool:
+    args = typing.get_args(kind)
+    return typing.get_origin(kind) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _array_structure_fn(kind: Any) -> Callable[[Any, Any], Any]:
+    """Structure a JSON array (and only an array: not a string, not an object) into a tuple."""
+    item = typing.get_args(kind)[0]
+
+    def structure(value: object, _: Any) -> tuple[Any, ...]:
+        if type(value) is not list:
+            raise TypeError(f"expected an array, got {type(value).__name__}")
+        return tuple(_converter.structure(element, item) for element in value)
+
+    return structure
 
 
 _converter = make_converter(forbid_extra_keys=False, detailed_validation=False)
@@ -96,6 +134,7 @@ _converter.register_structure_hook(int, _strict(int, "an integer"))
 _converter.register_structure_hook(bool, _strict(bool, "true or false"))
 _converter.register_structure_hook(float, _number)
 _converter.register_structure_hook_factory(attrs.has, _renaming_structure_fn)
+_converter.register_structure_hook_factory(_is_homogeneous_tuple, _array_structure_fn)
 
 _PROBLEM_FIELDS = frozenset(wire for _, wire in _wire_fields(Problem)) - {"extras"}
 
@@ -129,6 +168,14 @@ def decode_problem(payload: object) -> Problem | None:
     known = {key: value for key, value in payload.items() if key in _PROBLEM_FIELDS}
     try:
         problem = _converter.structure(known, Problem)
-    except Exception:  # a malformed problem is still an error answer: keep the raw body only
-        return None
+    except Exception:  # keep the fields that fit; the others go to extras as they came
+        fitting = {}
+        for key, value in known.items():
+            try:
+                _converter.structure({key: value}, Problem)
+            except Exception:
+                extras[key] = value
+            else:
+                fitting[key] = value
+        problem = _converter.structure(fitting, Problem)
     return attrs.evolve(problem, extras=extras) if extras else problem

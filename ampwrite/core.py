@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ._transport import DeadlineAdapter, Route, route_for
+from ._transport import DeadlineAdapter, Route, Timeouts, install_deadline, route_for
 from ._version import __version__
 from .errors import ConfigurationError
 from .retries import RetryConfig
@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT", "Core", "Timeout"]
 
 DEFAULT_SERVER_URL: Final = "https://write.withampersand.com/v1"
 DEFAULT_TIMEOUT: Final = (10.0, 60.0)
-"""Seconds to connect, and seconds for the answer; an attempt may take their sum at most."""
+"""Seconds to connect, and seconds for the answer: an attempt takes 70 s at most."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 POOL_SIZE: Final = 32
 
@@ -59,20 +59,28 @@ def check_api_key(key: object) -> str | ConfigurationError:
         return ConfigurationError("the API key is empty")
     if has_control_characters(key):
         return ConfigurationError("the API key contains CR, LF or NUL characters")
+    if not (key.isascii() and key.isprintable()):
+        return ConfigurationError("the API key must be printable ASCII")
     return key
 
 
-def check_timeout(timeout: object) -> tuple[float, float] | ConfigurationError:
-    """(connect seconds, answer seconds) from a number or a pair of positive numbers."""
+MAX_TIMEOUT: Final = 1_000_000.0
+
+
+def check_timeout(timeout: object) -> Timeouts | ConfigurationError:
+    """Seconds for an attempt as a whole (to connect and to wait for each read as well), or a
+    (connect, read) pair whose sum bounds the attempt."""
     pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     if len(pair) != 2 or not all(
-        isinstance(part, (int, float)) and not isinstance(part, bool) and 0 < part < float("inf")
+        isinstance(part, (int, float)) and not isinstance(part, bool) and 0 < part <= MAX_TIMEOUT
         for part in pair
     ):
         return ConfigurationError(
-            f"timeout must be positive seconds or a (connect, read) pair, got {timeout!r}"
+            "timeout must be seconds (at most 1,000,000) or a (connect, read) pair of them, "
+            f"got {timeout!r}"
         )
-    return float(pair[0]), float(pair[1])
+    connect, read = float(pair[0]), float(pair[1])
+    return Timeouts(connect, read, connect + read if isinstance(timeout, tuple) else read)
 
 
 def _is_loopback(host: str) -> bool:
@@ -115,8 +123,8 @@ class Core:
     - `api_key`: a string, or a callable returning one (called for every request, so a
       rotated key is picked up); defaults to the `AMPERSAND_API_KEY` environment variable.
     - `server_url`: defaults to `AMPERSAND_SERVER_URL`, then the production URL.
-    - `timeout`: seconds, or a (connect, read) pair; an attempt is abandoned once their sum
-      has passed.
+    - `timeout`: seconds an attempt may take as a whole, or a (connect, read) pair whose sum
+      bounds it; kept as `Timeouts(connect, read, total)`.
     - `retries`: the default `RetryConfig` of every call.
     - `session`: a `requests.Session` of yours (its adapters, proxies, CA bundle and headers
       apply; ampwrite never closes it). Environment proxy and CA settings are read once, here.
@@ -165,7 +173,7 @@ class Core:
             raise ConfigurationError("max_response_bytes must be at least 1")
         self._api_key: ApiKey = api_key
         self.server_url: str = url
-        self.timeout: tuple[float, float] = checked_timeout
+        self.timeout: Timeouts = checked_timeout
         self.retries: RetryConfig = retries or RetryConfig()
         self.allow_insecure_http = allow_insecure_http
         self.max_response_bytes = max_response_bytes
@@ -174,6 +182,8 @@ class Core:
         self.rand = rand
         self._owns_session = session is None
         self.session: requests.Session = session if session is not None else _new_session()
+        if session is not None:
+            install_deadline(session)
         self._prepare()
         _LIVE_CORES.add(self)
 
@@ -238,10 +248,13 @@ class Core:
         self.close()
 
     def _renew_session(self) -> None:
-        """A fresh pool, for a forked child: sockets must not be shared with the parent."""
+        """Fresh pools, for a forked child: sockets must not be shared with the parent."""
         if self._owns_session:
             self.session = _new_session()
-            self._prepare()
+        else:  # the child's copy of the caller's session: forget the parent's connections
+            for adapter in self.session.adapters.values():
+                adapter.close()
+        self._prepare()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -257,9 +270,8 @@ class Core:
         _LIVE_CORES.add(self)
 
     def __repr__(self) -> str:
-        connect, read = self.timeout
         return (
-            f"Core(server_url={self.server_url!r}, timeout=({connect}, {read}), "
+            f"Core(server_url={self.server_url!r}, timeout={self.timeout!r}, "
             f"retries={self.retries!r})"
         )
 

@@ -20,7 +20,9 @@ No error message or repr contains the API key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from requests.structures import CaseInsensitiveDict
 
 from .models import BatchWriteResponse, Message, Problem, WriteFailure, WriteResult
 
@@ -54,6 +56,18 @@ class AmpWriteError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its attributes, so an error crosses process boundaries (an Err returned
+        # by a worker of a process pool, say) whatever its constructor asks for.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[AmpWriteError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(AmpWriteError, ValueError):
@@ -99,7 +113,7 @@ class APIError(AmpWriteError):
     ) -> None:
         super().__init__(message, attempts=attempts)
         self.status = status
-        self.headers = dict(headers)
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers)
         self.body = body
         self.problem = problem
 
@@ -108,9 +122,9 @@ class APIError(AmpWriteError):
         """The server's id for the request: from the problem details or `X-Request-Id`."""
         if self.problem is not None and self.problem.request_id:
             return self.problem.request_id
-        for name, value in self.headers.items():
-            if name.lower() in ("x-request-id", "x-amzn-requestid", "request-id"):
-                return value
+        for name in ("X-Request-Id", "X-Amzn-RequestId", "Request-Id"):
+            if name in self.headers:
+                return self.headers[name]
         return None
 
 
@@ -225,7 +239,7 @@ class ResponseValidationError(AmpWriteError):
     ) -> None:
         super().__init__(message, attempts=attempts)
         self.status = status
-        self.headers = dict(headers)
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers)
         self.body = body
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
 from ._answers import decode_answer
-from ._transport import NOT_SENT, TIMEOUT_CONNECT, Answer, Route, send_once
-from ._validate import Checked, check_request
+from ._transport import NOT_SENT, TIMEOUT_CONNECT, Answer, Route, Timeouts, send_once
+from ._validate import Checked, check_request, show, unencodable
 from ._wire import to_wire
 from .core import API_KEY_HEADER, Core, Timeout, check_server_url, check_timeout
 from .core import has_control_characters as _has_control_characters
@@ -39,8 +40,22 @@ __all__ = ["write_records"]
 
 log = logging.getLogger("ampwrite")
 
-RESERVED_HEADERS: Final = frozenset({API_KEY_HEADER.lower(), "content-length", "host"})
+RESERVED_HEADERS: Final = frozenset(
+    {
+        API_KEY_HEADER.lower(),
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _AMBIGUOUS_KINDS: Final = frozenset({"read-timeout", "interrupted"})
+MIN_ATTEMPT_SECONDS: Final = 1.0
+"""A retry is not started with less than this left of max_elapsed_time (or a tenth of it)."""
 
 
 def write_records(
@@ -74,12 +89,13 @@ def write_records(
         body = json.dumps(
             checked.body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")
-    except (ValueError, UnicodeEncodeError) as exc:
-        issue = ValidationIssue("requestBody", f"cannot be encoded as UTF-8 JSON: {exc}")
-        return Err(RequestValidationError((issue,)))
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        return Err(RequestValidationError(unencodable(checked.body, "requestBody")))
     path = _path(checked)
     request_headers = dict(core.base_headers)
-    if headers:
+    if headers:  # the caller's names replace ours whatever their case
+        replaced = {name.lower() for name in headers}
+        request_headers = {n: v for n, v in request_headers.items() if n.lower() not in replaced}
         request_headers.update(headers)
     request_headers[API_KEY_HEADER] = key
     return _send(core, config, call_timeout, path, request_headers, body, key, core.route(base_url))
@@ -113,21 +129,31 @@ def _header_issues(headers: object) -> tuple[ValidationIssue, ...]:
         return (ValidationIssue("headers", f"expected a mapping, got {type(headers).__name__}"),)
     issues = []
     for name, value in headers.items():
-        path = f"headers[{name!r}]"
+        path = f"headers[{show(name)}]"
         if not isinstance(name, str) or not isinstance(value, str):
             issues.append(ValidationIssue(path, "header names and values must be strings"))
-        elif not name or _has_control_characters(name) or ":" in name or " " in name:
-            issues.append(ValidationIssue(path, "is not a valid header name"))
+        elif not _TOKEN.fullmatch(name):
+            issues.append(ValidationIssue(path, "is not a valid header name (RFC 9110 token)"))
         elif _has_control_characters(value):
             issues.append(ValidationIssue(path, "value must not contain CR, LF or NUL characters"))
+        elif not _is_latin1(value):
+            issues.append(ValidationIssue(path, "value must be Latin-1 text"))
         elif name.lower() in RESERVED_HEADERS:
             issues.append(ValidationIssue(path, "is set by ampwrite and cannot be replaced"))
     return tuple(issues)
 
 
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _call_settings(
     core: Core, retries: object, timeout: object, server_url: object
-) -> tuple[RetryConfig, tuple[float, float], str] | ConfigurationError:
+) -> tuple[RetryConfig, Timeouts, str] | ConfigurationError:
     config = core.retries if retries is None else retries
     if not isinstance(config, RetryConfig):
         return ConfigurationError(f"retries must be a RetryConfig, got {type(retries).__name__}")
@@ -168,7 +194,7 @@ def _path(checked: Checked) -> str:
 def _send(
     core: Core,
     config: RetryConfig,
-    timeout: tuple[float, float],
+    timeout: Timeouts,
     path: str,
     headers: dict[str, str],
     body: bytes,
@@ -177,11 +203,12 @@ def _send(
 ) -> Result[WriteResponse, AmpWriteError]:
     started = core.clock()
     attempt = 0
+    attempt_timeout = timeout
     while True:
         attempt += 1
         attempt_started = core.clock()
         outcome = send_once(
-            route, path, headers, body, timeout=timeout, max_bytes=core.max_response_bytes
+            route, path, headers, body, timeout=attempt_timeout, max_bytes=core.max_response_bytes
         )
         if isinstance(outcome, Answer):
             result = decode_answer(outcome, attempts=attempt, secret=key)
@@ -196,15 +223,23 @@ def _send(
             log.debug("POST %s -> %s in %.1f ms (attempt %d)", url, status, elapsed_ms, attempt)
         if isinstance(result, Ok):
             return result
-        wait = _retry_wait(core, config, result.error, attempt, started)
+        wait = _retry_wait(core, config, result.error, attempt, started, timeout)
         if wait is None:
             return result
         log.debug("retrying in %.2f s after %s", wait, status)
         core.sleep(wait)
+        # a retry may only use what is left of max_elapsed_time
+        left = config.max_elapsed_time - (core.clock() - started)
+        attempt_timeout = Timeouts(*(min(part, left) for part in timeout))
 
 
 def _retry_wait(
-    core: Core, config: RetryConfig, error: AmpWriteError, attempt: int, started: float
+    core: Core,
+    config: RetryConfig,
+    error: AmpWriteError,
+    attempt: int,
+    started: float,
+    timeout: Timeouts,
 ) -> float | None:
     """Seconds to wait before the next attempt, or None to stop and return `error`."""
     if attempt >= config.max_attempts:
@@ -226,9 +261,13 @@ def _retry_wait(
     else:
         return None
     if server_wait is not None:
-        wait = min(server_wait, config.max_retry_after)
+        if server_wait > config.max_retry_after:  # not worth a retry before the server's time
+            return None
+        wait = server_wait
     else:
         wait = config.backoff(attempt, core.rand or random.random)
-    if core.clock() - started + wait > config.max_elapsed_time:
+    left_after_wait = config.max_elapsed_time - (core.clock() - started + wait)
+    enough = min(MIN_ATTEMPT_SECONDS, timeout.total, config.max_elapsed_time / 10)
+    if left_after_wait < enough:
         return None
     return wait

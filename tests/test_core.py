@@ -46,7 +46,7 @@ def test_key_and_url_come_from_the_environment(
 def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     core = Core("k")
     assert core.server_url == DEFAULT_SERVER_URL
-    assert core.timeout == (10.0, 60.0)
+    assert core.timeout == (10.0, 60.0, 70.0)  # connect, read, the attempt as a whole
     assert core.retries == RetryConfig()
 
 

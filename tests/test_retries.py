@@ -156,13 +156,38 @@ def test_problem_retry_after_is_honoured(
     assert 8.0 <= sleeps[0] <= 10.0
 
 
-def test_retry_after_is_capped(server: ScriptedServer, sleeps: Sleeps) -> None:
+def test_a_retry_after_beyond_the_cap_is_not_waited_for(
+    server: ScriptedServer, sleeps: Sleeps
+) -> None:
     config = RetryConfig(max_retry_after=4.0, max_elapsed_time=100.0)
     server.script(Reply(429, (("Retry-After", "3600"),), b""), OK_REPLY)
     with _core(server.url, config, sleeps) as core:
+        result = write_records(core, single())
+
+    assert isinstance(result, Err) and isinstance(result.error, RateLimitError)
+    assert result.error.retry_after == 3600.0 and result.error.attempts == 1
+    assert sleeps == []
+
+
+def test_retry_after_is_read_whatever_its_case(server: ScriptedServer, sleeps: Sleeps) -> None:
+    server.script(Reply(503, (("RETRY-AFTER", "7"),), b""), OK_REPLY)
+    with _core(server.url, RetryConfig(jitter=0.0), sleeps) as core:
         assert isinstance(write_records(core, single()), Ok)
 
-    assert sleeps == [4.0]
+    assert sleeps == [7.0]
+
+
+def test_a_retry_gets_only_what_is_left_of_max_elapsed_time(server: ScriptedServer) -> None:
+    config = RetryConfig(retry_ambiguous=True, max_elapsed_time=2.0, initial_interval=0.01)
+    server.script(Stall(1.5), Stall(5.0))
+    with Core(API_KEY, server_url=server.url, retries=config, timeout=(1.0, 1.0)) as core:
+        started = time.monotonic()
+        result = write_records(core, single())
+        elapsed = time.monotonic() - started
+
+    assert isinstance(result, Err) and isinstance(result.error, RequestTimeoutError)
+    assert result.error.attempts == 2
+    assert elapsed < 2.6  # not 1 s + a full second attempt of 1 s more
 
 
 def test_max_elapsed_time_stops_retries(server: ScriptedServer, sleeps: Sleeps) -> None:

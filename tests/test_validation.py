@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ampwrite import Core, Err, Ok, write_records
+from ampwrite._validate import MAX_DEPTH
 from ampwrite.errors import RequestValidationError
 from ampwrite.models import (
     AutoBatchPolicy,
@@ -224,7 +225,7 @@ INVALID: list[tuple[str, Any, str, str]] = [
     (
         "a cycle in a record",
         single(record=_cycle()),
-        "requestBody.record" + ".self" * 64,
+        "requestBody.record" + ".self" * MAX_DEPTH,
         "nested deeper",
     ),
     (
