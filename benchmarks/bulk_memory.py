@@ -3,7 +3,7 @@
 - a 200,000-record generator through `write_many` (default batch 100, concurrency 4);
 - a 1,000,000-row JSONL file through `ampwrite load --out results.jsonl`.
 
-The server is `benchmarks/bulk_server.py` (well-formed answers, nothing stored) in its own
+The server is `benchmarks/_server.py` (well-formed answers, nothing stored) in its own
 process, so the figures are the client's. Each child reports its peak resident set size
 (`resource.getrusage(...).ru_maxrss`); a baseline child imports the same modules and writes
 100 records, so the difference is what the input's length costs (it should be about
@@ -124,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.generator, args.rows = 20_000, 50_000
 
-    from benchmarks.bulk_server import bulk_server
+    from benchmarks._server import answering_server
 
     worst = 0.0
-    with bulk_server() as url, tempfile.TemporaryDirectory() as tmp:
+    with answering_server() as url, tempfile.TemporaryDirectory() as tmp:
         baseline = _child(["generator", url, "100"])
         print(f"baseline (100 records):             peak {baseline['peak_mb']:6.1f} MB")
         generated = _child(["generator", url, str(args.generator)])

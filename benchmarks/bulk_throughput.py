@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,6 +31,7 @@ if str(REPO) not in sys.path:
 from ampwrite import Core, RetryConfig, write_records  # noqa: E402
 from ampwrite.bulk import write_many  # noqa: E402
 from ampwrite.sandbox import Faults, Sandbox  # noqa: E402
+from benchmarks._server import sandbox_in_process as answering_sandbox  # noqa: E402
 
 WHERE: dict[str, Any] = {
     "project_id_or_name": "bench-project",
@@ -50,30 +49,8 @@ def sandbox_in_thread(latency: float) -> Iterator[tuple[str, str]]:
 
 @contextmanager
 def sandbox_in_process(latency: float) -> Iterator[tuple[str, str]]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    argv = [
-        sys.executable,
-        "-m",
-        "ampwrite.sandbox",
-        "--port",
-        "0",
-        "--api-key",
-        "bench-key",
-        "--latency",
-        str(latency),
-    ]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        if "listening on " not in first:
-            raise RuntimeError(f"the sandbox process did not start: {first!r}")
-        yield first.split("listening on ", 1)[1].strip(), "bench-key"
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+    with answering_sandbox("--latency", str(latency)) as (url, key):
+        yield url, key
 
 
 def records(count: int, run: int) -> Iterator[dict[str, object]]:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import requests
 
 from ampwrite import Core, RetryConfig, write_records
-from benchmarks._fast_server import fast_server
+from benchmarks._server import answering_server
 
 KEY = "bench-key"
 PATH = "/projects/bench-project/integrations/bench-integration/objects/contacts"
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a run of a few seconds")
     args = parser.parse_args()
     rounds, calls = (5, 200) if args.smoke else (15, 1000)
-    with fast_server() as url:
+    with answering_server() as url:
         clients = {name: make(url) for name, make in CLIENTS.items()}
         for call in clients.values():  # warm up: connections, caches, generated code
             measure(call, 50)

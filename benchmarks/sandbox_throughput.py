@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from ampwrite.sandbox import Sandbox  # noqa: E402
+from benchmarks._server import sandbox_in_process as answering_sandbox  # noqa: E402
 
 PATH = "/v1/projects/bench-project/integrations/bench-integration/objects/contacts"
 
@@ -43,22 +42,10 @@ def sandbox_in_thread() -> Iterator[tuple[str, int, str]]:
 
 @contextmanager
 def sandbox_in_process() -> Iterator[tuple[str, int, str]]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "ampwrite.sandbox", "--port", "0", "--api-key", "bench-key"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        if "listening on " not in first:
-            raise RuntimeError(f"the sandbox process did not start: {first!r}")
-        url = urlsplit(first.split("listening on ", 1)[1].strip())
-        assert url.hostname is not None and url.port is not None
-        yield url.hostname, url.port, "bench-key"
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+    with answering_sandbox() as (url, key):
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
+        yield parts.hostname, parts.port, key
 
 
 def run(host: str, port: int, api_key: str, seconds: float, limit: int | None) -> dict[str, float]:

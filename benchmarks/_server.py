@@ -1,9 +1,9 @@
-"""A minimal Write API stand-in for the bulk benchmarks, run in its own process.
+"""A minimal Write API stand-in for the benchmarks, run in its own process.
 
-It answers each write with a well-formed 200: a batch answer with one successful result per
-record of the batch, or a single-record answer, after `--latency` seconds (optional). It
-stores nothing, so a benchmark measures the client. `python benchmarks/bulk_server.py` prints
-its port on the first line and serves until killed.
+It answers each write with a well-formed 200 (keep-alive, one send): a batch answer with one
+successful result per record of the batch, or a single-record answer, after `--latency`
+seconds (optional). It stores nothing, so a benchmark measures the client.
+`python benchmarks/_server.py` prints its port on the first line and serves until killed.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ async def _main(latency: float) -> None:
 
 
 @contextlib.contextmanager
-def bulk_server(latency: float = 0.0) -> Iterator[str]:
+def answering_server(latency: float = 0.0) -> Iterator[str]:
     """Run the server in a child process; yield its base URL (with /v1)."""
     script = os.path.abspath(__file__)
     process = subprocess.Popen(
@@ -94,6 +94,27 @@ def bulk_server(latency: float = 0.0) -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@contextlib.contextmanager
+def sandbox_in_process(*options: str) -> Iterator[tuple[str, str]]:
+    """Run `python -m ampwrite.sandbox` (with extra command-line options) in a child process;
+    yield its URL (with /v1) and API key."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": repo, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "ampwrite.sandbox", "--port", "0", "--api-key", "bench-key"]
+    process = subprocess.Popen([*argv, *options], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        if "listening on " not in first:
+            raise RuntimeError(f"the sandbox process did not start: {first!r}")
+        yield first.split("listening on ", 1)[1].strip(), "bench-key"
+    finally:
+        process.terminate()
+        process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
 
