@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from ampwrite import Core, RetryConfig
+from ampwrite.sandbox import Sandbox
+from tests.sandbox_client import Client
 from tests.scripted_server import ScriptedServer
 
 API_KEY = "test-key-5f3c9a"
@@ -41,3 +43,18 @@ def core(server: ScriptedServer, sleeps: Sleeps) -> Iterator[Core]:
         sleep=sleeps,
     ) as configured:
         yield configured
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    """A sandbox of the test's own (the plugin's `ampwrite_sandbox` is shared and reset)."""
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def client(sb: Sandbox) -> Iterator[Client]:
+    """An independent http.client connection to `sb`."""
+    connection = Client(sb)
+    yield connection
+    connection.close()

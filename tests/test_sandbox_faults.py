@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,12 +36,6 @@ def attempt(sb: Sandbox, body: str = CREATE) -> tuple[Outcome, dict[str, str], b
 
 def outcomes(sb: Sandbox, n: int) -> list[Outcome]:
     return [attempt(sb)[0] for _ in range(n)]
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 def test_rate_limit_answers_429_with_retry_after(sb: Sandbox) -> None:

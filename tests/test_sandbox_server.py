@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,12 +44,6 @@ def authed(sb: Sandbox) -> dict[str, str]:
 
 def sandbox_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("ampwrite-sandbox")]
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 # -- auth and routing --------------------------------------------------------------------

@@ -4,66 +4,19 @@ percent-encoded path segments."""
 
 from __future__ import annotations
 
-import http.client
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from ampwrite.sandbox import Sandbox
+from tests.sandbox_client import Client, Reply
 
 PROJECT = "proj-1"
 INTEGRATION = "int-1"
 GROUP = "group-1"
 OBJECT = "contacts"
 WRITE_PATH = f"/v1/projects/{PROJECT}/integrations/{INTEGRATION}/objects/{OBJECT}"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    data: bytes
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "")
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
-class Client:
-    """A keep-alive http.client connection to a sandbox."""
-
-    def __init__(self, sb: Sandbox) -> None:
-        host, port = sb.address
-        self.conn = http.client.HTTPConnection(host, port, timeout=10)
-        self.api_key = sb.api_key
-
-    def write(self, body: object, path: str = WRITE_PATH) -> Reply:
-        headers = {"X-Api-Key": self.api_key, "Content-Type": "application/json"}
-        self.conn.request("POST", path, body=json.dumps(body), headers=headers)
-        response = self.conn.getresponse()
-        return Reply(response.status, response.headers, response.read())
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Iterator[Client]:
-    c = Client(sb)
-    yield c
-    c.close()
 
 
 def create(client: Client, record: dict[str, Any], **extra: Any) -> Reply:
