@@ -204,19 +204,20 @@ class Core:
             "verify": settings["verify"],
             "cert": settings["cert"],
         }
-        headers: dict[str, str] = {}
-        if not self._owns_session:
-            headers.update(self.session.headers)  # type: ignore[arg-type]
-            headers.pop(API_KEY_HEADER, None)
-        headers.update(
-            {
-                "User-Agent": USER_AGENT,
-                "Accept": ACCEPT,
-                "Accept-Encoding": "gzip, deflate",
-                "Content-Type": "application/json",
-            }
-        )
-        return options, headers
+        ours = {
+            "User-Agent": USER_AGENT,
+            "Accept": ACCEPT,
+            "Accept-Encoding": "gzip, deflate",
+            "Content-Type": "application/json",
+        }
+        if self._owns_session:
+            return options, ours
+        theirs = {
+            name: value
+            for name, value in self.session.headers.items()
+            if isinstance(value, str) and name.lower() != API_KEY_HEADER.lower()
+        }
+        return options, merge_headers(theirs, ours)
 
     def route(self, url: str) -> Route:
         """How to reach the server at `url` (worked out once for the Core's own server)."""
@@ -296,9 +297,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def build_headers(core: Core, key: str, extra: Mapping[str, str] | None) -> dict[str, str]:
-    headers = dict(core.base_headers)
-    if extra:
-        headers.update(extra)
-    headers[API_KEY_HEADER] = key
-    return headers
+def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """`base` with `extra` on top: a name in `extra` replaces that name in `base`, whatever
+    the case of either."""
+    replaced = {name.lower() for name in extra}
+    merged = {name: value for name, value in base.items() if name.lower() not in replaced}
+    merged.update(extra)
+    return merged

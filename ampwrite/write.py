@@ -22,7 +22,7 @@ from ._answers import decode_answer
 from ._transport import NOT_SENT, TIMEOUT_CONNECT, Answer, Route, Timeouts, send_once
 from ._validate import Checked, check_request, show, unencodable
 from ._wire import to_wire
-from .core import API_KEY_HEADER, Core, Timeout, check_server_url, check_timeout
+from .core import API_KEY_HEADER, Core, Timeout, check_server_url, check_timeout, merge_headers
 from .core import has_control_characters as _has_control_characters
 from .errors import (
     AmpWriteError,
@@ -92,11 +92,9 @@ def write_records(
     except (ValueError, UnicodeEncodeError, RecursionError):
         return Err(RequestValidationError(unencodable(checked.body, "requestBody")))
     path = _path(checked)
-    request_headers = dict(core.base_headers)
-    if headers:  # the caller's names replace ours whatever their case
-        replaced = {name.lower() for name in headers}
-        request_headers = {n: v for n, v in request_headers.items() if n.lower() not in replaced}
-        request_headers.update(headers)
+    request_headers = (
+        merge_headers(core.base_headers, headers) if headers else dict(core.base_headers)
+    )
     request_headers[API_KEY_HEADER] = key
     return _send(core, config, call_timeout, path, request_headers, body, key, core.route(base_url))
 

@@ -76,6 +76,11 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    header_lines: tuple[tuple[str, str], ...] = ()
+
+    def count(self, name: str) -> int:
+        """How many times a header name was sent, whatever its case."""
+        return sum(1 for sent, _ in self.header_lines if sent.lower() == name.lower())
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -166,9 +171,11 @@ class ScriptedServer:
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         headers = {}
+        header_lines = []
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
+            header_lines.append((name, value.strip()))
         length = int(headers.get("content-length", "0"))
         while len(rest) < length:
             chunk = self._recv(conn)
@@ -177,7 +184,8 @@ class ScriptedServer:
             if not chunk:
                 return None, b""
             rest += chunk
-        return Received(method, path, headers, rest[:length]), rest[length:]
+        received = Received(method, path, headers, rest[:length], tuple(header_lines))
+        return received, rest[length:]
 
     def _recv(self, conn: socket.socket) -> bytes | None:
         if self._stop.is_set():

@@ -289,3 +289,15 @@ def test_a_callers_mounted_adapter_is_used(server: ScriptedServer) -> None:
         assert write_records(core, single()).ok
 
     assert sent == [f"{server.url}/projects/proj/integrations/int-1/objects/contacts"]
+
+
+def test_a_sessions_headers_never_duplicate_ours_or_carry_a_key(server: ScriptedServer) -> None:
+    session = requests.Session()
+    session.headers.update({"user-agent": "theirs/1.0", "x-api-key": "stale", "X-Team": "a"})
+    with Core(API_KEY, server_url=server.url, session=session) as core:
+        write_records(core, single())
+
+    sent = server.received[0]
+    assert sent.count("User-Agent") == 1 and sent.headers["user-agent"].startswith("ampwrite/")
+    assert sent.count("X-Api-Key") == 1 and sent.headers["x-api-key"] == API_KEY
+    assert sent.headers["x-team"] == "a"

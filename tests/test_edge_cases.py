@@ -201,8 +201,7 @@ def test_a_callers_header_replaces_ours_whatever_its_case(
 ) -> None:
     write_records(core, single(), headers={"content-type": "application/json; charset=utf-8"})
 
-    raw_names = [name for name in server.received[0].headers if name == "content-type"]
-    assert raw_names == ["content-type"]
+    assert server.received[0].count("Content-Type") == 1
     assert server.received[0].headers["content-type"] == "application/json; charset=utf-8"
 
 
