@@ -103,16 +103,17 @@ def write_records(
 
 
 def _validate(request: object, headers: Mapping[str, str] | None) -> Checked | AmpWriteError:
-    if isinstance(request, WriteRecordsRequest):
-        wire = to_wire(request)
-    elif isinstance(request, Mapping):
-        wire = request
-    else:
+    if not isinstance(request, (WriteRecordsRequest, Mapping)):
         issue = ValidationIssue(
             "", f"expected a WriteRecordsRequest or a mapping, got {type(request).__name__}"
         )
         return RequestValidationError((issue,))
-    checked = check_request(wire)
+    try:
+        wire = to_wire(request) if isinstance(request, WriteRecordsRequest) else request
+        checked = check_request(wire)
+    except Exception as exc:  # the caller's own mapping or object failed while being read
+        reason = f"could not be read: {type(exc).__name__}: {show(exc, 200)}"
+        return RequestValidationError((ValidationIssue("", reason),))
     header_issues = _header_issues(headers)
     if isinstance(checked, tuple) or header_issues:
         issues = (checked if isinstance(checked, tuple) else ()) + header_issues

@@ -365,3 +365,23 @@ def test_a_deeply_nested_record_file_is_a_usage_error(tmp_path: pathlib.Path) ->
     ]
 
     assert main(argv) == EXIT_USAGE
+
+
+class _BrokenRow(dict[str, Any]):
+    """A lazily loaded row whose loading fails, as a database cursor's row might."""
+
+    def items(self) -> Any:
+        raise LookupError("row no longer available")
+
+    def __iter__(self) -> Any:
+        raise LookupError("row no longer available")
+
+
+def test_a_mapping_that_fails_when_read_is_an_error_value(
+    core: Core, server: ScriptedServer
+) -> None:
+    result = write_records(core, single(record=_BrokenRow(email="a@b.c")))
+
+    assert isinstance(result, Err) and isinstance(result.error, RequestValidationError)
+    assert "LookupError" in str(result.error)
+    assert server.received == []
