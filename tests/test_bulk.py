@@ -503,6 +503,18 @@ ANSWERS: dict[str, tuple[Reply, list[str]]] = {
         ["failed", "failed"],
     ),
     "a 422 without a body": (Reply(422, body=b""), ["failed", "failed"]),
+    "a 422 with fewer results than records": (
+        _batch_answer({"success": True, "recordId": "r-1"}, status=422),
+        ["unknown", "unknown"],
+    ),
+    "a 422 saying a record was written, without results": (
+        json_reply(422, {"operationId": "op", "successCount": 1, "failureCount": 1}),
+        ["unknown", "unknown"],
+    ),
+    "a 422 saying nothing was written, without results": (
+        json_reply(422, {"operationId": "op", "successCount": 0, "failureCount": 2}),
+        ["failed", "failed"],
+    ),
     "400": (Reply(400, body=b"batch: bad", content_type="text/plain"), ["failed", "failed"]),
     "404": (Reply(404, body=b"{}"), ["failed", "failed"]),
     "a redirect": (Reply(307, (("Location", "http://elsewhere/"),), b""), ["failed", "failed"]),
@@ -590,3 +602,46 @@ def test_a_rate_limit_that_never_ends_gives_up_on_the_whole_run(
     assert "gave up after 5 attempts" in str(outcomes[0].error)
     assert str(outcomes[29].error).startswith("not sent: the run gave up on the server")
     assert len(ampwrite_sandbox.requests) == 5
+
+
+def test_an_ambiguous_answer_is_resent_only_after_a_backoff(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    ampwrite_sandbox.fail_next(500)
+    patient = RetryConfig(initial_interval=600.0, max_interval=600.0, jitter=0.0)
+    found: list[Outcome] = []
+
+    writes = write_many(ampwrite_core, [{"n": 1}], **WHERE, retry_ambiguous=True, retries=patient)
+    worker = threading.Thread(target=lambda: found.extend(writes))
+    worker.start()
+    while not write_bodies(ampwrite_sandbox):
+        worker.join(0.01)
+    writes.stop()  # during the backoff: nothing is sent again
+    worker.join()
+
+    assert len(write_bodies(ampwrite_sandbox)) == 1
+    assert [o.status for o in found] == ["unknown"], found
+    assert "stopped before trying again" in str(found[0].error)
+
+
+def test_records_refused_before_sending_do_not_pile_up(ampwrite_core: Core) -> None:
+    read = 0
+
+    def records() -> Iterator[dict[str, int]]:
+        nonlocal read
+        for n in range(10_000):
+            read += 1
+            yield {"n": n}
+
+    def broken(record: object) -> None:
+        raise RuntimeError("no associations")
+
+    with write_many(
+        ampwrite_core, records(), **WHERE, batch_size=10, concurrency=2, associations=broken
+    ) as writes:
+        first = next(writes)
+        assert first.status == "failed"
+        assert read <= 20  # not the whole input
+        rest = list(writes)
+
+    assert len(rest) == 9_999

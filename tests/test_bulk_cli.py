@@ -449,3 +449,110 @@ def test_sigterm_stops_gracefully_too(ampwrite_sandbox: Sandbox, tmp_path: pathl
 
     assert process.returncode == EXIT_INTERRUPTED, stderr
     assert len(last_status(out)) == len(ampwrite_sandbox.records(object_name="contacts"))
+
+
+def test_resent_unknown_records_refused_as_duplicates_stay_unknown(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    ampwrite_sandbox.configure_object("unique_people", unique_fields=["email"])
+    source = jsonl(tmp_path / "in.jsonl", [{"email": f"u{i}@x"} for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    args = load_args(ampwrite_sandbox, source, "--out", str(out))
+    args[args.index("contacts")] = "unique_people"
+    ampwrite_sandbox.set_faults(Faults(commit_then_fail=1.0))  # stored, then a 5xx
+
+    assert main(args) == EXIT_TRANSPORT
+    assert set(last_status(out).values()) == {"unknown"}
+
+    ampwrite_sandbox.set_faults(Faults())
+    status = main([*args, "--resume", "--retry-unknown"])
+
+    assert status == EXIT_TRANSPORT
+    assert set(last_status(out).values()) == {"unknown"}  # stored once, never "failed"
+    last = {entry["index"]: entry for entry in results(out)}
+    assert all("earlier run may have written it" in last[i]["error"] for i in range(3))
+    assert len(ampwrite_sandbox.records(object_name="unique_people")) == 3
+
+
+def test_csv_an_unclosed_quote_fails_its_row_only(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b'name,note\nAda,"open\nBob,x\n')
+    out = tmp_path / "out.jsonl"
+
+    status = main(load_args(ampwrite_sandbox, source, "--out", str(out)))
+
+    assert status == EXIT_API_ERROR
+    assert last_status(out) == {0: "failed"}
+    assert "not CSV" in results(out)[0]["error"]
+
+
+def test_csv_duplicate_header_names_are_a_usage_error(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("email,name,email\na@x,Ada,b@x\n")
+
+    assert main(load_args(ampwrite_sandbox, source)) == EXIT_USAGE
+    assert "email" in capsys.readouterr().err
+    assert writes(ampwrite_sandbox) == 0
+
+
+def test_jsonl_with_a_byte_order_mark(ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'\xef\xbb\xbf{"n": 0}\n{"n": 1}\n')
+
+    assert main(load_args(ampwrite_sandbox, source)) == EXIT_OK
+    assert sorted(r["n"] for r in ampwrite_sandbox.records(object_name="contacts")) == [0, 1]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_results_file_that_cannot_be_written_stops_the_run_honestly(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(300)])
+
+    status = main(load_args(ampwrite_sandbox, source, "--out", "/dev/full", "--batch-size", "10"))
+
+    err = capsys.readouterr().err
+    assert status == EXIT_TRANSPORT  # written, without a result line
+    assert "cannot write /dev/full" in err and "cannot read" not in err
+    shown = [
+        json.loads(line.removeprefix("ampwrite load: not recorded: "))
+        for line in err.splitlines()
+        if line.startswith("ampwrite load: not recorded: ")
+    ]
+    stored = sorted(r["n"] for r in ampwrite_sandbox.records(object_name="contacts"))
+    assert sorted(entry["index"] for entry in shown) == stored
+    assert 0 < len(stored) < 300  # it stopped sending
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals")
+def test_a_second_interrupt_records_the_abandoned_records_as_unknown(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"key": f"k{i}"} for i in range(2_000)])
+    out = tmp_path / "out.jsonl"
+    ampwrite_sandbox.set_faults(Faults(latency=1.0))
+    command = _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10")
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        while not out.exists() or out.stat().st_size == 0:
+            assert process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # let the first be handled on its own
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "were not sent" not in stderr or "may have been written" in stderr
+    recorded = last_status(out)
+    stored = {r["key"] for r in ampwrite_sandbox.records(object_name="contacts")}
+    assert stored <= {f"k{i}" for i in recorded}, "every record that may be written has a line"
+    assert all(recorded[int(key[1:])] in ("written", "unknown") for key in stored)

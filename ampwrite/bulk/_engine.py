@@ -9,6 +9,7 @@ yielded as batches finish (not in input order; each carries its input `index`).
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import deque
@@ -256,6 +257,7 @@ class _Run:
                         not exhausted
                         and not self.stopping.is_set()
                         and len(pending) < self.concurrency
+                        and len(ready) < self.batch_size  # outcomes waiting bound the memory too
                     ):
                         items, exhausted = self._take(source, ready, failure)
                         if items:
@@ -358,6 +360,7 @@ class _Run:
         attempts = 0
         first: float | None = None
         ambiguous_before = False
+        ambiguous_resends = 0
         last: Resend | None = None
         while True:
             deadline = None if first is None else first + config.max_elapsed_time
@@ -388,6 +391,11 @@ class _Run:
                 return verdict, ()
             last = verdict
             ambiguous_before = ambiguous_before or verdict.ambiguous
+            if verdict.ambiguous:  # the server may be struggling: back off before resending
+                ambiguous_resends += 1
+                self.stopping.wait(
+                    config.backoff(ambiguous_resends, self.core.rand or random.random)
+                )
 
     def _give_up(
         self,

@@ -282,6 +282,13 @@ def _judge_422(
     if isinstance(response, BatchWriteResponse):
         if not target.all_or_none and len(response.results) == len(items):
             return _judge_answer(response, target, items, ambiguous_before)
+        if not target.all_or_none and (response.results or response.success_count > 0):
+            # some records may have been written, and the results cannot say which
+            reason = (
+                f"the answer has {len(response.results)} results for {len(items)} records"
+                f" and {response.success_count} written: {short(error)}"
+            )
+            return _settle(items, "unknown", _clip(reason), operation_id)
         # allOrNone (or an answer without usable results): nothing of the batch was written
         messages = _item_messages(response.errors)
         general = "; ".join(

@@ -124,7 +124,7 @@ def read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw.decode("utf-8"))
+            record = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
         except UnicodeDecodeError as exc:
             yield Row(index, error=f"line {number}: not UTF-8 ({exc.reason})")
         except ValueError as exc:
@@ -146,7 +146,7 @@ def read_csv(stream: IO[bytes], column_types: dict[str, str]) -> Iterator[Row]:
     otherwise (an empty cell of a typed column is left out). Raises `UsageError` at once
     when a typed column is not in the header."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(text, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -158,6 +158,9 @@ def read_csv(stream: IO[bytes], column_types: dict[str, str]) -> Iterator[Row]:
         raise UsageError(f"--column-type names columns not in the header: {', '.join(missing)}")
     if _has_undecodable(header):
         raise UsageError("the CSV header is not UTF-8")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise UsageError(f"the CSV header names a column twice: {', '.join(duplicates)}")
     converters = [
         (name, COLUMN_TYPES[column_types[name]]) for name in header if name in column_types
     ]
@@ -269,8 +272,13 @@ class ResultsFile:
         self._handle.write(json.dumps(outcome.to_json()) + "\n")
         self._handle.flush()
 
-    def close(self) -> None:
-        self._handle.close()
+    def close(self) -> OSError | None:
+        """Close the file; the error if that failed (the last lines may be lost)."""
+        try:
+            self._handle.close()
+        except OSError as exc:
+            return exc
+        return None
 
 
 # -- progress on a terminal -------------------------------------------------------------------
@@ -388,7 +396,17 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
                 results = ResultsFile(ns.out)
             except OSError as exc:
                 raise UsageError(f"cannot write {ns.out}: {exc.strerror or exc}") from None
-        return _load(ns, core, rows, state, results, kind, err)
+        status = _load(ns, core, rows, state, results, kind, err)
+        closing, results = results, None
+        problem = closing.close() if closing is not None else None
+        if problem is not None and status not in (EXIT_UNKNOWN, EXIT_INTERRUPTED):
+            print(
+                f"ampwrite load: cannot write {ns.out}: {problem.strerror or problem}; its last "
+                "lines may be missing: check the records written before a --resume",
+                file=err,
+            )
+            status = EXIT_UNKNOWN
+        return status
     finally:
         if results is not None:
             results.close()
@@ -428,12 +446,21 @@ def _load(
     bar = ProgressBar(err, None if total is None else max(0, total - skipped), tty)
     counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
     originals: dict[int, int] = {}
+    write_error: list[OSError] = []
+    unrecorded: list[Outcome] = []
 
     def settle(outcome: Outcome) -> None:
         _set(state, outcome.index, _CODES[outcome.status])
         counts[outcome.status] += 1
-        if results is not None:
-            results.append(outcome)
+        if results is not None and not write_error:
+            try:
+                results.append(outcome)
+            except OSError as exc:  # the results file: send nothing more
+                write_error.append(exc)
+                writes.stop()
+        if write_error:  # the outcome cannot be recorded: show it rather than lose it
+            unrecorded.append(outcome)
+            print(f"ampwrite load: not recorded: {json.dumps(outcome.to_json())}", file=err)
         bar.update(sum(counts.values()))
 
     def pending() -> Iterator[object]:
@@ -473,11 +500,19 @@ def _load(
     previous = _install(on_signal)
     started = time.monotonic()
     read_error: OSError | None = None
+    abandoned = False
     try:
         for outcome in writes:
-            settle(attrs.evolve(outcome, index=originals.pop(outcome.index)))
-    except KeyboardInterrupt:
+            index = originals.pop(outcome.index)
+            if outcome.status == "failed" and index < len(state) and state[index] == _UNKNOWN:
+                # resent by --retry-unknown: the earlier attempt may have written it (a
+                # duplicate-key refusal now, say), so a refusal does not settle it
+                error = f"an earlier run may have written it; then: {outcome.error or 'failed'}"
+                outcome = attrs.evolve(outcome, status="unknown", error=error[:500])
+            settle(attrs.evolve(outcome, index=index))
+    except KeyboardInterrupt:  # a second interrupt: requests in flight were abandoned
         interrupted.set()
+        abandoned = True
     except OSError as exc:  # reading the input failed part way; what was sent is recorded
         read_error = exc
     finally:
@@ -495,7 +530,26 @@ def _load(
     summary += f" in {elapsed:.1f} s ({rate:,.0f} records/s)"
     if final_before:
         summary += f"; {final_before:,} settled by earlier runs"
+    if abandoned and originals:
+        # sent or about to be, without an outcome: unknown, so --resume does not resend them
+        for index in sorted(originals.values()):
+            settle(Outcome(index, "unknown", None, "interrupted while in flight: may be written"))
+        summary += f"; {len(originals):,} abandoned in flight (unknown)"
     print(summary, file=err)
+    if write_error:
+        may_be_written = any(outcome.status != "failed" for outcome in unrecorded)
+        print(
+            f"ampwrite load: cannot write {ns.out}: {write_error[0].strerror or write_error[0]}; "
+            f"stopped sending; {len(unrecorded):,} outcome(s) were not recorded (printed "
+            "above): "
+            + (
+                "records may have been written without a result line, check them before a --resume"
+                if may_be_written
+                else "none of them was written"
+            ),
+            file=err,
+        )
+        return EXIT_UNKNOWN if may_be_written else EXIT_USAGE
     if read_error is not None:
         print(
             f"ampwrite load: cannot read {ns.file}: {read_error}; records without an outcome "
@@ -504,11 +558,21 @@ def _load(
         )
         return EXIT_USAGE
     if interrupted.is_set():
-        print(
-            "ampwrite load: interrupted; records without an outcome were not sent"
-            + (f": run again with --resume --out {ns.out}" if ns.out else ""),
-            file=err,
-        )
+        if abandoned and originals:
+            where = f"recorded as unknown in {ns.out}" if ns.out else "not recorded"
+            print(
+                f"ampwrite load: interrupted again; {len(originals):,} record(s) in flight may "
+                f"have been written ({where}): check them before sending them again; records "
+                "never handed to a writer were not sent"
+                + (f": run again with --resume --out {ns.out}" if ns.out else ""),
+                file=err,
+            )
+        else:
+            print(
+                "ampwrite load: interrupted; records without an outcome were not sent"
+                + (f": run again with --resume --out {ns.out}" if ns.out else ""),
+                file=err,
+            )
         return EXIT_INTERRUPTED
     if _UNKNOWN in state:
         return EXIT_UNKNOWN
