@@ -175,4 +175,4 @@ def test_sandbox_command_serves_until_interrupted() -> None:
         assert status == EXIT_OK
     finally:
         process.send_signal(2)  # SIGINT, as Ctrl-C
-        process.wait(timeout=10)
+        process.wait(timeout=30)
