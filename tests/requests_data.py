@@ -35,3 +35,11 @@ def with_changes(request: dict[str, Any], **top: Any) -> dict[str, Any]:
     changed = copy.deepcopy(request)
     changed.update(top)
     return changed
+
+
+def write_argv(server_url: str, api_key: str, *extra: str) -> list[str]:
+    """`ampwrite write` arguments for a contact in project p, integration i, group g."""
+    return [
+        "write", "contacts", "--project", "p", "--integration", "i", "--group-ref", "g",
+        "--api-key", api_key, "--server-url", server_url, *extra,
+    ]  # fmt: skip

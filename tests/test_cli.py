@@ -13,24 +13,11 @@ import pytest
 from ampwrite import __version__
 from ampwrite.cli import EXIT_API_ERROR, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE, main
 from ampwrite.sandbox import Sandbox
+from tests.requests_data import write_argv
 
 
 def _write_args(sandbox: Sandbox, *extra: str) -> list[str]:
-    return [
-        "write",
-        "contacts",
-        "--project",
-        "p",
-        "--integration",
-        "i",
-        "--group-ref",
-        "g",
-        "--api-key",
-        sandbox.api_key,
-        "--server-url",
-        sandbox.url,
-        *extra,
-    ]
+    return write_argv(sandbox.url, sandbox.api_key, *extra)
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,24 +141,7 @@ def test_sandbox_command_serves_until_interrupted() -> None:
         first = process.stdout.readline()
         assert "http://127.0.0.1:" in first
         url = first.split()[-1]
-        status = main(
-            [
-                "write",
-                "o",
-                "--project",
-                "p",
-                "--integration",
-                "i",
-                "--group-ref",
-                "g",
-                "--api-key",
-                "cli-key",
-                "--server-url",
-                url,
-                "--record",
-                '{"a": 1}',
-            ]
-        )
+        status = main(write_argv(url, "cli-key", "--record", '{"a": 1}'))
         assert status == EXIT_OK
     finally:
         process.send_signal(2)  # SIGINT, as Ctrl-C

@@ -34,7 +34,7 @@ from ampwrite.errors import (
 from ampwrite.models import BatchItem, WriteFailure, WriteRecordsRequest, WriteRequest
 from ampwrite.sandbox import Sandbox
 from tests.conftest import API_KEY
-from tests.requests_data import single, with_changes
+from tests.requests_data import single, with_changes, write_argv
 from tests.scripted_server import ScriptedServer, Trickle, json_reply
 
 HUGE = 10**5000
@@ -347,22 +347,7 @@ def test_a_forked_child_does_not_reuse_a_callers_session_connection(
 def test_a_deeply_nested_record_file_is_a_usage_error(tmp_path: pathlib.Path) -> None:
     record = tmp_path / "deep.json"
     record.write_text("[" * 100_000 + "]" * 100_000)
-    argv = [
-        "write",
-        "o",
-        "--project",
-        "p",
-        "--integration",
-        "i",
-        "--group-ref",
-        "g",
-        "--api-key",
-        "k",
-        "--server-url",
-        "http://127.0.0.1:9/v1",
-        "--record",
-        f"@{record}",
-    ]
+    argv = write_argv("http://127.0.0.1:9/v1", "k", "--record", f"@{record}")
 
     assert main(argv) == EXIT_USAGE
 
