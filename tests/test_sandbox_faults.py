@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -150,6 +151,26 @@ def test_latency_is_added_to_valid_writes_only(sb: Sandbox) -> None:
     started = time.monotonic()
     assert attempt(sb, "{")[0] == 400
     assert time.monotonic() - started < 0.15
+
+
+def test_a_write_in_progress_during_a_reset_is_not_applied(sb: Sandbox) -> None:
+    sb.set_faults(Faults(latency=0.5))
+    answers: list[Outcome] = []
+    writer = threading.Thread(target=lambda: answers.append(attempt(sb)[0]))
+    writer.start()
+    deadline = time.monotonic() + 5
+    while sb.wait_idle(timeout=0) and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the write has arrived
+    assert not sb.wait_idle(timeout=0.1)  # the write is waiting out its latency
+    sb.reset()
+    writer.join(10)
+
+    assert answers == [503]  # nothing written: a client may send it again
+    assert sb.wait_idle(timeout=0)
+    assert sb.records() == []
+    assert sb.requests == []  # it belonged to the time before the reset
+    assert attempt(sb)[0] == 200  # after the reset, writes are applied as usual
+    assert len(sb.records()) == 1
 
 
 def test_fail_next_answers_then_recovers(sb: Sandbox) -> None:

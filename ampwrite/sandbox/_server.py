@@ -200,7 +200,10 @@ class Sandbox:
         self._log: deque[RequestLogEntry] = deque(maxlen=LOG_LIMIT)
         self._ops_lock = threading.Lock()
         self._operations: OrderedDict[str, _Operation] = OrderedDict()
-        self._generation = 0
+        self._generation = 0  # counts resets: a request is applied only in the one it began in
+        self._fence = threading.Lock()  # a reset and the applying of a write exclude each other
+        self._busy = threading.Condition()
+        self._handling = 0  # API requests being handled
         self._lifecycle = threading.Lock()
         self._http: HttpServer | None = None
         self._scheduler: _Scheduler | None = None
@@ -371,6 +374,12 @@ class Sandbox:
         with self._log_lock:
             return list(self._log)
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no API request is being handled (one still waiting out an injected
+        latency, say); False if that took longer than `timeout` seconds."""
+        with self._busy:
+            return self._busy.wait_for(lambda: self._handling == 0, timeout)
+
     def operation(self, operation_id: str) -> dict[str, Any] | None:
         """The operation as ``GET .../operations/{id}`` would answer it, or ``None``."""
         with self._ops_lock:
@@ -380,17 +389,19 @@ class Sandbox:
     def reset(self) -> None:
         """Clear records, the request log, operations, pending async writes and scripted
         faults; restart ID counters and the fault sequence. Object rules and fault settings
-        are kept."""
+        are kept. Requests being handled are not applied after it: they are answered 503
+        with nothing written, and left out of the request log."""
         scheduler = self._scheduler
-        with self._ops_lock:
-            self._generation += 1
-            self._operations.clear()
-            if scheduler is not None:
-                scheduler.clear()
-        self._store.clear()
-        with self._log_lock:
-            self._log.clear()
-        self._faults.reset()
+        with self._fence:
+            with self._ops_lock:
+                self._generation += 1
+                self._operations.clear()
+                if scheduler is not None:
+                    scheduler.clear()
+            self._store.clear()
+            with self._log_lock:
+                self._log.clear()
+            self._faults.reset()
 
     # -- request handling -------------------------------------------------------------
 
@@ -400,9 +411,21 @@ class Sandbox:
     def _handle(self, request: HttpRequest) -> HttpResponse:
         if request.path == "/_sandbox" or request.path.startswith("/_sandbox/"):
             return self._admin(request, str(uuid.uuid4()))
+        with self._busy:
+            self._handling += 1
+        try:
+            return self._handle_api(request)
+        finally:
+            with self._busy:
+                self._handling -= 1
+                if not self._handling:
+                    self._busy.notify_all()
+
+    def _handle_api(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         logged_body: list[object] = [None]
-        response = self._api(request, request_id, logged_body)
+        generation = self._generation
+        response = self._api(request, request_id, logged_body, generation)
         headers: dict[str, str] = {}
         for name, value in request.header_list:
             if name.lower() in _REDACTED_HEADERS:
@@ -419,10 +442,13 @@ class Sandbox:
             time=_rfc3339(_now()),
         )
         with self._log_lock:
-            self._log.append(entry)
+            if generation == self._generation:  # else a reset came while it was handled
+                self._log.append(entry)
         return response
 
-    def _api(self, request: HttpRequest, request_id: str, logged: list[object]) -> HttpResponse:
+    def _api(
+        self, request: HttpRequest, request_id: str, logged: list[object], generation: int
+    ) -> HttpResponse:
         segments = request.path.split("/")
         is_api = len(segments) >= 3 and segments[0] == "" and segments[1] == "v1"
         is_write = (
@@ -455,7 +481,8 @@ class Sandbox:
                 project = _path_segment(segments[3], "projectIdOrName")
                 integration = _path_segment(segments[5], "integrationId")
                 object_name = _path_segment(segments[7], "objectName")
-                return self._write(request, request_id, logged, project, integration, object_name)
+                where = (project, integration, object_name)
+                return self._write(request, request_id, logged, generation, *where)
             project = _path_segment(segments[3], "projectIdOrName")
             operation_id = _path_segment(segments[5], "operationId")
         except RequestInvalid as invalid:
@@ -467,6 +494,7 @@ class Sandbox:
         request: HttpRequest,
         request_id: str,
         logged: list[object],
+        generation: int,
         project: str,
         integration: str,
         object_name: str,
@@ -488,11 +516,15 @@ class Sandbox:
         if decision is not None and decision.kind != "commit_then_fail":
             return self._fault_response(decision, request_id)
         operation_id = str(uuid.uuid4())
-        if write.get("mode") == "asynchronous":
-            answer = self._start_async(target, write, operation_id, request_id)
-        else:
-            status, result = self._run_write(target, write, operation_id)
-            answer = _json(status, result, request_id)
+        with self._fence:
+            if generation != self._generation:
+                detail = "the sandbox was reset while this request was handled; nothing was written"
+                return _problem(503, detail, request_id)
+            if write.get("mode") == "asynchronous":
+                answer = self._start_async(target, write, operation_id, request_id)
+            else:
+                status, result = self._run_write(target, write, operation_id)
+                answer = _json(status, result, request_id)
         if decision is not None:
             detail = "injected fault: the write was applied, then the gateway failed"
             return _problem(502, detail, request_id)
@@ -550,10 +582,10 @@ class Sandbox:
             scheduler = self._scheduler
 
         def apply() -> None:
-            with self._ops_lock:
+            with self._fence:
                 if generation != self._generation:
                     return
-            status, result = self._store.execute(target, write, operation_id)
+                status, result = self._store.execute(target, write, operation_id)
             with self._ops_lock:
                 if generation != self._generation:
                     return
