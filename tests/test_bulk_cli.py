@@ -538,7 +538,8 @@ def test_a_second_interrupt_records_the_abandoned_records_as_unknown(
     command = _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10")
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
-        while not out.exists() or out.stat().st_size == 0:
+        # the first 4 requests answered, and the next ones waiting out their latency
+        while len(ampwrite_sandbox.requests) < 4 or ampwrite_sandbox.wait_idle(timeout=0):
             assert process.poll() is None
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
@@ -552,6 +553,7 @@ def test_a_second_interrupt_records_the_abandoned_records_as_unknown(
 
     assert process.returncode == EXIT_INTERRUPTED, stderr
     assert "were not sent" not in stderr or "may have been written" in stderr
+    assert ampwrite_sandbox.wait_idle(timeout=30)  # what the abandoned requests did, done
     recorded = last_status(out)
     stored = {r["key"] for r in ampwrite_sandbox.records(object_name="contacts")}
     assert stored <= {f"k{i}" for i in recorded}, "every record that may be written has a line"

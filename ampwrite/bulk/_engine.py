@@ -9,12 +9,14 @@ yielded as batches finish (not in input order; each carries its input `index`).
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import random
+import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence, Sized
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any, Final, TypeAlias
 
@@ -35,6 +37,7 @@ DEFAULT_RETRIES: Final = RetryConfig(max_attempts=20, max_elapsed_time=600.0)
 """How patient `write_many` is with 429, 503 and refused connections, per request."""
 
 MAX_BATCH: Final = 100
+_POLL: Final = 0.5  # seconds between looks at the writers when no token comes
 _NO_RETRIES: Final = RetryConfig.none()
 
 Associations: TypeAlias = (
@@ -140,6 +143,10 @@ class BulkWrites(Iterator[Outcome]):
     - `close()` (or leaving a `with` block): end at once; requests in flight are finished
       but their outcomes are not reported, so those records' fate is not known;
     - `progress`: a `Progress` snapshot.
+
+    Iterated in the main thread, with Python's default SIGINT handler, the first Ctrl-C
+    acts as `stop()` and `KeyboardInterrupt` is raised once the outcomes of the requests in
+    flight are yielded; a second is raised at once (see `_CtrlC`).
     """
 
     def __init__(self, run: _Run) -> None:
@@ -208,8 +215,16 @@ class _Run:
         self.counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
         self.done = 0
         self.started = time.monotonic()
+        self.interrupted = False  # a KeyboardInterrupt (or Ctrl-C) asked the run to stop
+        self.abandoned = False  # a second one: the requests in flight are not waited for
+        self.stop_asked = False
 
     def stop(self) -> None:
+        """Safe in a signal handler: the consuming thread takes the locks used here only in
+        this method, and a call that finds another under way returns."""
+        if self.stop_asked:
+            return
+        self.stop_asked = True
         self.stopping.set()
         self.throttle.wake()
 
@@ -235,12 +250,13 @@ class _Run:
         if problem is not None:
             yield from self._refuse_all(source, problem)
             return
-        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ampwrite-bulk")
-        pending: set[Future[tuple[Outcome, ...]]] = set()
-        ready: deque[Outcome] = deque()
+        ready: deque[Outcome] = deque()  # writers append; this thread yields and removes
+        writers = _Writers(self._write, self.concurrency, ready)
+        in_flight = 0  # batches handed to the writers and not finished: bounds the reading
         exhausted = False
         failure: list[BaseException] = []
-        interrupted = abandon = False
+        handed: Outcome | None = None  # the outcome yielded last, until it leaves `ready`
+        deferring = CTRL_C.enter(self)
         try:
             while True:
                 try:
@@ -249,6 +265,7 @@ class _Run:
                         outcome = ready[0]
                         self.done += 1
                         self.counts[outcome.status] += 1
+                        handed = outcome  # no step between here and the yield can raise
                         yield outcome
                         ready.popleft()
                     if reported and self.on_progress is not None:
@@ -256,33 +273,38 @@ class _Run:
                     while (
                         not exhausted
                         and not self.stopping.is_set()
-                        and len(pending) < self.concurrency
+                        and in_flight < self.concurrency
                         and len(ready) < self.batch_size  # outcomes waiting bound the memory too
                     ):
                         items, exhausted = self._take(source, ready, failure)
                         if items:
-                            pending.add(executor.submit(self._write, items))
-                    if not pending:
-                        if ready:  # records refused before sending
-                            continue
-                        break
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        ready.extend(future.result())
-                        pending.discard(future)
+                            in_flight += 1
+                            writers.give(items, busy=in_flight)
+                    if exhausted or self.stopping.is_set():
+                        writers.finish(wait=False)
+                        if not writers.alive() and not ready:
+                            break  # every writer has ended: every outcome is in `ready`
+                    if not ready:
+                        in_flight -= writers.wait()
                 except KeyboardInterrupt:
-                    if interrupted or self.stopping.is_set():
-                        abandon = True  # already stopping: stop waiting for those in flight
+                    # raised at any step above (by the caller's code, or a SIGINT handler of
+                    # the program's): the counts may be off, but not `ready` nor the threads
+                    if ready and ready[0] is handed:
+                        ready.popleft()  # it was yielded: the caller asked for the next one
+                    if self.interrupted or self.stopping.is_set():
+                        self.abandoned = True  # already stopping: stop waiting for those in flight
                         raise
-                    interrupted = True
+                    self.interrupted = True
                     self.stop()
             if failure:
                 raise failure[0]
-            if interrupted:
+            if self.interrupted:
                 raise KeyboardInterrupt
         finally:
+            if deferring:
+                CTRL_C.leave(self)
             self.stop()
-            executor.shutdown(wait=not abandon, cancel_futures=True)
+            writers.finish(wait=not self.abandoned)
 
     def _take(
         self, source: Iterator[Any], ready: deque[Outcome], failure: list[BaseException]
@@ -345,7 +367,7 @@ class _Run:
                 settled.extend(outcomes)
                 groups.extend(more)
             return tuple(settled)
-        except Exception as exc:  # a defect here must not lose records: they may be written
+        except BaseException as exc:  # a defect here must not lose records: they may be written
             seen = {outcome.index for outcome in settled}
             error = f"internal error: {short(exc)}"
             rest = [Outcome(item.index, "unknown", None, error) for item in items]
@@ -441,3 +463,116 @@ def _answer(
 
 def _all(items: Sequence[Item], status: Status, error: str) -> tuple[Outcome, ...]:
     return tuple(Outcome(item.index, status, None, error) for item in items)
+
+
+class _Writers:
+    """Up to `count` daemon threads, each taking a batch from `todo`, appending its outcomes
+    (none for records never sent) to `ready`, then putting a token in `done`: 1 per batch
+    finished, 0 when a thread ends.
+
+    The consuming thread knows every outcome has arrived when every thread has ended, not
+    by counting tokens: an interrupt can come between any two of its steps. Daemon threads,
+    so a program that abandons a run is not kept alive by a request in flight. Threads
+    start as batches need them.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Item]], tuple[Outcome, ...]],
+        count: int,
+        ready: deque[Outcome],
+    ) -> None:
+        self.write = write
+        self.count = count
+        self.ready = ready
+        self.todo: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.finishing = False
+
+    def give(self, items: list[Item], *, busy: int) -> None:
+        """Queue one batch; `busy` is the number of batches given and not yet finished."""
+        if len(self.threads) < min(busy, self.count):
+            thread = threading.Thread(
+                target=self._serve, name=f"ampwrite-bulk-{len(self.threads)}", daemon=True
+            )
+            self.threads.append(thread)
+            thread.start()
+        self.todo.put(items)
+
+    def _serve(self) -> None:
+        try:
+            while (items := self.todo.get()) is not None:
+                self.ready.extend(self.write(items))  # one step: all of a batch, or none yet
+                self.done.put(1)
+        finally:
+            self.done.put(0)
+
+    def wait(self) -> int:
+        """Wait for a token (at most a while: a token can be lost to an interrupt)."""
+        try:
+            return self.done.get(timeout=_POLL)
+        except queue.Empty:
+            return 0
+
+    def alive(self) -> bool:
+        return any(thread.is_alive() for thread in self.threads)
+
+    def finish(self, *, wait: bool) -> None:
+        """Let every thread end after the batches queued (once); `wait` for them to end."""
+        if not self.finishing:
+            self.finishing = True
+            for _ in self.threads:
+                self.todo.put(None)
+        if wait:
+            for thread in self.threads:
+                if thread.ident is not None:  # else an interrupt came before it started
+                    thread.join()
+
+
+class _CtrlC:
+    """Ctrl-C while runs are iterated in the main thread: the first asks them to stop.
+
+    A `KeyboardInterrupt` can otherwise come between any two steps of the consuming loop
+    (between handing a batch to a writer and counting it, say) and lose or repeat outcomes.
+    So while a run is iterated in the main thread and SIGINT has Python's default handler,
+    the handler is this one: the first Ctrl-C stops every run being iterated (the loop then
+    yields the outcomes of the requests in flight and raises `KeyboardInterrupt` at its end);
+    the next raises `KeyboardInterrupt` at once, like the default handler. A program with a
+    SIGINT handler of its own keeps it.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[_Run] = []
+        self.handler: Callable[[int, Any], None] = self.handle  # one object, to compare with
+
+    def enter(self, run: _Run) -> bool:
+        """Defer Ctrl-C for `run`, if this is the main thread and the handler the default."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        if signal.getsignal(signal.SIGINT) is not self.handler:
+            if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+                return False
+            signal.signal(signal.SIGINT, self.handler)
+        self.runs.append(run)
+        return True
+
+    def leave(self, run: _Run) -> None:
+        self.runs = [other for other in self.runs if other is not run]
+        if not self.runs and signal.getsignal(signal.SIGINT) is self.handler:
+            # ValueError: not the main thread (a run closed elsewhere); `handle` then raises
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        runs = self.runs
+        if not runs or any(run.interrupted for run in runs):
+            for run in runs:
+                run.abandoned = True
+            raise KeyboardInterrupt
+        for run in runs:
+            run.interrupted = True  # the consuming loop raises KeyboardInterrupt at its end
+            run.stop()
+
+
+CTRL_C: Final = _CtrlC()
