@@ -210,8 +210,10 @@ LOAD_EPILOG: Final = """The results file (--out) gets one JSON line per input re
 unknown (the record may or may not have been written) and accepted (asynchronous mode).
 Lines are appended and flushed one by one, so an interrupted or crashed run leaves a file
 that --resume can continue from: records written, accepted or failed are not sent again,
-unknown ones are listed and sent again only with --retry-unknown. index counts the
-non-blank lines of a JSONL file, or the data rows of a CSV file, from 0.
+unknown ones are listed and sent again only with --retry-unknown. Beside it, FILE.inflight
+journals each request before it is sent, so after a kill --resume records those without a
+line as unknown rather than sending them again; a run that ends on its own removes it.
+index counts the non-blank lines of a JSONL file, or the data rows of a CSV file, from 0.
 
 exit status: 0 every record written (or accepted), 3 some record failed (and none is
 unknown), 4 some record's outcome is unknown, 2 usage error (nothing sent), 130 interrupted

@@ -645,3 +645,50 @@ def test_records_refused_before_sending_do_not_pile_up(ampwrite_core: Core) -> N
         rest = list(writes)
 
     assert len(rest) == 9_999
+
+
+def test_on_send_hears_of_every_request_before_it_is_sent(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    ampwrite_sandbox.fail_next(429, count=3, retry_after=0)
+    announced: list[tuple[int, ...]] = []
+    stored_then: list[int] = []
+
+    def on_send(indices: tuple[int, ...]) -> None:
+        announced.append(indices)
+        stored = {r["n"] for r in ampwrite_sandbox.records(object_name="contacts")}
+        stored_then.extend(i for i in indices if i in stored)
+
+    records = [{"n": i} for i in range(95)]
+    outcomes = by_index(write_many(ampwrite_core, records, **WHERE, batch_size=10, on_send=on_send))
+
+    assert {o.status for o in outcomes.values()} == {"written"}
+    assert sorted(i for batch in announced for i in batch) == list(range(95)), "each once"
+    assert stored_then == [], "announced before being sent"
+    assert len(announced) == 10  # once per batch, not per attempt (3 were throttled)
+
+
+def test_on_send_failing_stops_the_run(ampwrite_core: Core, ampwrite_sandbox: Sandbox) -> None:
+    calls = 0
+
+    def on_send(indices: tuple[int, ...]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError("the journal's disk is full")
+
+    reported: list[Outcome] = []
+    with pytest.raises(OSError, match="journal"):
+        for outcome in write_many(
+            ampwrite_core,
+            ({"n": i} for i in range(100)),
+            **WHERE,
+            batch_size=10,
+            concurrency=1,
+            on_send=on_send,
+        ):
+            reported.append(outcome)
+
+    stored = sorted(r["n"] for r in ampwrite_sandbox.records(object_name="contacts"))
+    assert stored == list(range(20)) == sorted(o.index for o in reported)
+    assert calls == 3

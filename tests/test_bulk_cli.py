@@ -77,6 +77,7 @@ def test_a_jsonl_file_is_loaded_with_one_result_line_per_record(
         assert line["status"] == "written" and line["error"] is None
         assert stored[line["record_id"]]["email"] == f"u{line['index']}@example.com"
     assert writes(ampwrite_sandbox) == 7
+    assert not (tmp_path / "results.jsonl.inflight").exists()  # the journal, once done
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "written 250, failed 0, unknown 0" in captured.err and "records/s" in captured.err
@@ -558,3 +559,65 @@ def test_a_second_interrupt_records_the_abandoned_records_as_unknown(
     stored = {r["key"] for r in ampwrite_sandbox.records(object_name="contacts")}
     assert stored <= {f"k{i}" for i in recorded}, "every record that may be written has a line"
     assert all(recorded[int(key[1:])] in ("written", "unknown") for key in stored)
+
+
+def test_a_killed_run_leaves_a_journal_so_resume_does_not_resend(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    total = 2_000
+    source = jsonl(tmp_path / "in.jsonl", [{"key": f"k{i}"} for i in range(total)])
+    out = tmp_path / "out.jsonl"
+    journal = tmp_path / "out.jsonl.inflight"
+    ampwrite_sandbox.set_faults(Faults(latency=0.5))
+    command = _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10")
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        # some outcomes recorded, and the next requests waiting out their latency
+        while len(ampwrite_sandbox.requests) < 4 or ampwrite_sandbox.wait_idle(timeout=0):
+            assert process.poll() is None
+            time.sleep(0.01)
+        process.kill()  # no chance to record anything more
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert ampwrite_sandbox.wait_idle(timeout=30)  # the requests it left have been applied
+    stored = {r["key"] for r in ampwrite_sandbox.records(object_name="contacts")}
+    recorded = last_status(out) if out.exists() else {}
+    assert stored - {f"k{i}" for i in recorded}, "some records were written without a line"
+    assert journal.exists()
+
+    ampwrite_sandbox.set_faults(Faults())
+    finished = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=60)
+
+    assert finished.returncode == EXIT_TRANSPORT, finished.stderr  # some outcomes unknown
+    assert "are not sent again" in finished.stderr
+    final = last_status(out)
+    assert sorted(final) == list(range(total))
+    by_key = Counter(r["key"] for r in ampwrite_sandbox.records(object_name="contacts"))
+    assert max(by_key.values()) == 1, "nothing resent that the killed run had sent"
+    assert len(by_key) == total
+    for index, status in final.items():
+        assert status in ("written", "unknown")
+        if status == "unknown":  # in flight when the first run was killed: it was written
+            assert f"k{index}" in stored
+    assert not journal.exists(), "a run that ends on its own removes its journal"
+
+
+def test_a_journal_that_cannot_be_written_stops_the_run_before_sending(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full to make writes fail")
+    source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(50)])
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "out.jsonl.inflight").symlink_to("/dev/full")  # every write: no space left
+
+    status = main(load_args(ampwrite_sandbox, source, "--out", str(out), "--batch-size", "10"))
+
+    assert status == EXIT_USAGE
+    assert "out.jsonl.inflight" in capsys.readouterr().err
+    assert writes(ampwrite_sandbox) == 0
+    assert ampwrite_sandbox.records(object_name="contacts") == []
+    assert not out.read_text()  # nothing sent, nothing recorded: a --resume sends it all

@@ -44,6 +44,7 @@ Associations: TypeAlias = (
     "Sequence[Mapping[str, Any]] | Callable[[Any], Sequence[Mapping[str, Any]] | None] | None"
 )
 ProgressCallback: TypeAlias = Callable[[Progress], object]
+SendCallback: TypeAlias = Callable[[tuple[int, ...]], object]
 
 
 def write_many(
@@ -61,6 +62,7 @@ def write_many(
     all_or_none: bool = False,
     associations: Associations = None,
     on_progress: ProgressCallback | None = None,
+    on_send: SendCallback | None = None,
     retry_ambiguous: bool = False,
     retries: RetryConfig | None = None,
 ) -> BulkWrites:
@@ -77,6 +79,12 @@ def write_many(
     its `initial_interval`, `max_interval`, `exponent`, `jitter` and `max_retry_after` shape
     the shared waits. An exception from the input iterator reaches the caller once the
     requests in flight are reported; one from `on_progress` ends the run like `close()`.
+
+    `on_send` is called with the indices of a request's records just before it is first
+    sent, in a writer thread: journal them there, and a process killed mid-run still leaves
+    a record of what may have been written (`ampwrite load` does). If it raises, that
+    request is not sent (its records get no outcome), the run stops, and the exception
+    reaches the caller once the requests in flight are reported.
 
     Raises `TypeError` or `ValueError` at once for arguments that are not what they must be
     (a `Core`, the sizes); nothing the records, the network or the server do raises.
@@ -117,6 +125,7 @@ def write_many(
         concurrency=concurrency,
         associations=associations,
         on_progress=on_progress,
+        on_send=on_send,
         retry_ambiguous=bool(retry_ambiguous),
         config=retries or DEFAULT_RETRIES,
     )
@@ -196,6 +205,7 @@ class _Run:
         concurrency: int,
         associations: Associations,
         on_progress: ProgressCallback | None,
+        on_send: SendCallback | None,
         retry_ambiguous: bool,
         config: RetryConfig,
     ) -> None:
@@ -206,6 +216,8 @@ class _Run:
         self.concurrency = concurrency
         self.associations = associations
         self.on_progress = on_progress
+        self.on_send = on_send
+        self.failures: list[BaseException] = []  # from the input or `on_send`: raised at the end
         self.retry_ambiguous = retry_ambiguous
         self.config = config
         self.stopping = threading.Event()
@@ -254,7 +266,6 @@ class _Run:
         writers = _Writers(self._write, self.concurrency, ready)
         in_flight = 0  # batches handed to the writers and not finished: bounds the reading
         exhausted = False
-        failure: list[BaseException] = []
         handed: Outcome | None = None  # the outcome yielded last, until it leaves `ready`
         deferring = CTRL_C.enter(self)
         try:
@@ -276,7 +287,7 @@ class _Run:
                         and in_flight < self.concurrency
                         and len(ready) < self.batch_size  # outcomes waiting bound the memory too
                     ):
-                        items, exhausted = self._take(source, ready, failure)
+                        items, exhausted = self._take(source, ready)
                         if items:
                             in_flight += 1
                             writers.give(items, busy=in_flight)
@@ -296,8 +307,8 @@ class _Run:
                         raise
                     self.interrupted = True
                     self.stop()
-            if failure:
-                raise failure[0]
+            if self.failures:
+                raise self.failures[0]
             if self.interrupted:
                 raise KeyboardInterrupt
         finally:
@@ -306,9 +317,7 @@ class _Run:
             self.stop()
             writers.finish(wait=not self.abandoned)
 
-    def _take(
-        self, source: Iterator[Any], ready: deque[Outcome], failure: list[BaseException]
-    ) -> tuple[list[Item], bool]:
+    def _take(self, source: Iterator[Any], ready: deque[Outcome]) -> tuple[list[Item], bool]:
         """Read up to one batch; records refused before sending go to `ready`. Returns the
         items and whether the input is exhausted (an exception from it ends it too)."""
         items: list[Item] = []
@@ -319,7 +328,7 @@ class _Run:
             except StopIteration:
                 return items, True
             except Exception as exc:  # the caller's iterator failed: stop reading, report it later
-                failure.append(exc)
+                self.failures.append(exc)
                 return items, True
             index = self.position
             self.position += 1
@@ -362,8 +371,10 @@ class _Run:
         settled: list[Outcome] = []
         try:
             groups: deque[tuple[Item, ...]] = deque([tuple(items)])
+            announce = self.on_send is not None  # the first group holds every item
             while groups:
-                outcomes, more = self._write_group(groups.popleft())
+                outcomes, more = self._write_group(groups.popleft(), announce=announce)
+                announce = False
                 settled.extend(outcomes)
                 groups.extend(more)
             return tuple(settled)
@@ -374,9 +385,10 @@ class _Run:
             return (*settled, *(o for o in rest if o.index not in seen))
 
     def _write_group(
-        self, items: tuple[Item, ...]
+        self, items: tuple[Item, ...], *, announce: bool = False
     ) -> tuple[tuple[Outcome, ...], tuple[tuple[Item, ...], ...]]:
-        """Send one request for `items` until it has an answer that settles them."""
+        """Send one request for `items` until it has an answer that settles them;
+        `announce` them to `on_send` first."""
         request = build_request(self.target, items)
         config = self.config
         attempts = 0
@@ -393,6 +405,9 @@ class _Run:
                 return self._give_up(items, ticket, attempts, last, ambiguous_before), ()
             if first is None:
                 first = time.monotonic()
+                if announce and not self._announce(items):
+                    self.throttle.release(ticket, Answer.LOCAL)
+                    return (), ()
             attempts += 1
             answer, wait = Answer.OK, None
             try:
@@ -418,6 +433,19 @@ class _Run:
                 self.stopping.wait(
                     config.backoff(ambiguous_resends, self.core.rand or random.random)
                 )
+
+    def _announce(self, items: tuple[Item, ...]) -> bool:
+        """Tell `on_send` what is about to be sent; False (and the run stops) if it fails."""
+        on_send = self.on_send
+        if on_send is None:
+            return True
+        try:
+            on_send(tuple(item.index for item in items))
+        except Exception as exc:  # the caller's function: nothing is sent after it fails
+            self.failures.append(exc)
+            self.stop()
+            return False
+        return True
 
     def _give_up(
         self,

@@ -4,7 +4,8 @@ The results file (`--out`) gets one JSON line per input record, appended and flu
 outcome arrives, so a run that crashes or is interrupted leaves a valid file behind; a later
 `--resume` run reads it and sends only the records without a final outcome. When a record
 has several lines (an unknown outcome resolved by `--retry-unknown`, say), the last one
-counts; a torn last line is ignored.
+counts; a torn last line is ignored. Beside it, a journal (`Journal`) lists what was sent,
+so `--resume` after a kill does not send again what may have been written.
 
 Record numbering (`index`): JSONL counts the non-blank lines from 0; CSV counts the data rows
 (after the header) from 0, skipping empty rows.
@@ -13,6 +14,7 @@ Record numbering (`index`): JSONL counts the non-blank lines from 0; CSV counts 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -281,6 +283,70 @@ class ResultsFile:
         return None
 
 
+JOURNAL_SUFFIX: Final = ".inflight"
+
+
+class JournalError(Exception):
+    """The journal could not be written; nothing more was sent."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Journal:
+    """`RESULTS.inflight`: the indices of each request, appended and flushed just before it
+    is first sent (one JSON list per line), from the writer threads.
+
+    A run that ends in any way it controls has recorded an outcome for every one of them
+    and removes the journal. So a journal found by `--resume` means the earlier run was
+    killed (or could not record outcomes): its records without a final outcome may have been
+    written, and become unknown rather than being sent again.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._handle: TextIO = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+
+    @staticmethod
+    def read(path: str) -> set[int]:
+        """The indices an earlier run's journal at `path` holds (none if it has none)."""
+        found: set[int] = set()
+        try:
+            handle = open(path, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            return found
+        with handle:
+            for raw in handle:
+                try:
+                    entry = json.loads(raw)
+                except (ValueError, RecursionError):
+                    continue  # a line torn by the end of that run
+                if isinstance(entry, list):
+                    found.update(
+                        i
+                        for i in entry
+                        if isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                    )
+        return found
+
+    def record(self, indices: list[int]) -> None:
+        with self._lock:
+            try:
+                self._handle.write(json.dumps(indices) + "\n")
+                self._handle.flush()
+            except OSError as exc:
+                raise JournalError(exc) from exc
+
+    def close(self, *, remove: bool) -> None:
+        with contextlib.suppress(OSError):
+            self._handle.close()
+        if remove:
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+
+
 # -- progress on a terminal -------------------------------------------------------------------
 
 
@@ -375,9 +441,11 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
             f"{ns.out} exists: pass --resume to continue that load, or choose another --out"
         )
     state = bytearray()
+    sent_before: set[int] = set()  # in flight when an earlier run was killed
     if ns.resume and os.path.exists(ns.out):
         try:
             state = read_results(ns.out)
+            sent_before = Journal.read(ns.out + JOURNAL_SUFFIX)
         except OSError as exc:
             raise UsageError(f"cannot read {ns.out}: {exc}") from None
     try:
@@ -389,14 +457,18 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
     except OSError as exc:
         raise UsageError(f"cannot open {ns.file}: {exc.strerror or exc}") from None
     results: ResultsFile | None = None
+    journal: Journal | None = None
     try:
         rows = read_jsonl(stream) if kind == "jsonl" else read_csv(stream, column_types)
         if ns.out:
             try:
                 results = ResultsFile(ns.out)
+                _settle_killed(results, state, sent_before)
+                journal = Journal(ns.out + JOURNAL_SUFFIX)
             except OSError as exc:
-                raise UsageError(f"cannot write {ns.out}: {exc.strerror or exc}") from None
-        status = _load(ns, core, rows, state, results, kind, err)
+                where = exc.filename or ns.out
+                raise UsageError(f"cannot write {where}: {exc.strerror or exc}") from None
+        status = _load(ns, core, rows, state, results, journal, kind, err)
         closing, results = results, None
         problem = closing.close() if closing is not None else None
         if problem is not None and status not in (EXIT_UNKNOWN, EXIT_INTERRUPTED):
@@ -408,11 +480,36 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
             status = EXIT_UNKNOWN
         return status
     finally:
+        if journal is not None:
+            journal.close(remove=False)  # if `_load` did not end: the records stay accounted for
         if results is not None:
             results.close()
         if stream is not sys.stdin.buffer:
             stream.close()
         core.close()
+
+
+def _settle_killed(results: ResultsFile, state: bytearray, sent_before: set[int]) -> None:
+    """Record as unknown what an earlier run sent without recording an outcome."""
+    for index in sorted(sent_before):
+        if index < len(state) and state[index] in _FINAL | {_UNKNOWN}:
+            continue
+        error = "sent by an earlier run that ended before recording its outcome: may be written"
+        results.append(Outcome(index, "unknown", None, error))
+        _set(state, index, _UNKNOWN)
+
+
+def _sender(
+    journal: Journal | None, originals: dict[int, int], in_flight: set[int]
+) -> Callable[[tuple[int, ...]], None]:
+    """`on_send` for `write_many`: note the positions in flight, journal their file indices."""
+
+    def sent(positions: tuple[int, ...]) -> None:
+        in_flight.update(positions)
+        if journal is not None:
+            journal.record([originals[position] for position in positions])
+
+    return sent
 
 
 def _load(
@@ -421,6 +518,7 @@ def _load(
     rows: Iterator[Row],
     state: bytearray,
     results: ResultsFile | None,
+    journal: Journal | None,
     kind: str,
     err: TextIO,
 ) -> int:
@@ -445,7 +543,8 @@ def _load(
     skipped = sum(1 for code in state if code in skip_codes)
     bar = ProgressBar(err, None if total is None else max(0, total - skipped), tty)
     counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
-    originals: dict[int, int] = {}
+    originals: dict[int, int] = {}  # position given to write_many -> index in the file
+    in_flight: set[int] = set()  # positions sent (or about to be) without an outcome yet
     write_error: list[OSError] = []
     unrecorded: list[Outcome] = []
 
@@ -488,6 +587,7 @@ def _load(
         concurrency=ns.concurrency,
         all_or_none=ns.all_or_none,
         retry_ambiguous=ns.retry_unknown,
+        on_send=_sender(journal, originals, in_flight),
     )
     interrupted = threading.Event()
 
@@ -500,9 +600,11 @@ def _load(
     previous = _install(on_signal)
     started = time.monotonic()
     read_error: OSError | None = None
+    journal_error: OSError | None = None
     abandoned = False
     try:
         for outcome in writes:
+            in_flight.discard(outcome.index)
             index = originals.pop(outcome.index)
             if outcome.status == "failed" and index < len(state) and state[index] == _UNKNOWN:
                 # resent by --retry-unknown: the earlier attempt may have written it (a
@@ -515,9 +617,12 @@ def _load(
         abandoned = True
     except OSError as exc:  # reading the input failed part way; what was sent is recorded
         read_error = exc
+    except JournalError as exc:  # nothing more was sent; what was sent is recorded
+        journal_error = exc.error
     finally:
         _restore(previous)
         writes.close()
+    abandoned_sent = sorted(originals[p] for p in list(in_flight) if p in originals)
     elapsed = time.monotonic() - started
     bar.finish(sum(counts.values()))
     done = sum(counts.values())
@@ -530,12 +635,16 @@ def _load(
     summary += f" in {elapsed:.1f} s ({rate:,.0f} records/s)"
     if final_before:
         summary += f"; {final_before:,} settled by earlier runs"
-    if abandoned and originals:
+    if abandoned and abandoned_sent:
         # sent or about to be, without an outcome: unknown, so --resume does not resend them
-        for index in sorted(originals.values()):
+        for index in abandoned_sent:
             settle(Outcome(index, "unknown", None, "interrupted while in flight: may be written"))
-        summary += f"; {len(originals):,} abandoned in flight (unknown)"
+        summary += f"; {len(abandoned_sent):,} abandoned in flight (unknown)"
     print(summary, file=err)
+    if journal is not None:
+        # every record sent has its line now; after a second interrupt a writer may still
+        # be about to send one, so the journal stays for --resume to check
+        journal.close(remove=not write_error and not abandoned)
     if write_error:
         may_be_written = any(outcome.status != "failed" for outcome in unrecorded)
         print(
@@ -550,6 +659,14 @@ def _load(
             file=err,
         )
         return EXIT_UNKNOWN if may_be_written else EXIT_USAGE
+    if journal_error is not None:
+        print(
+            f"ampwrite load: cannot write {ns.out}{JOURNAL_SUFFIX}: "
+            f"{journal_error.strerror or journal_error}; stopped sending; records without an "
+            "outcome were not sent",
+            file=err,
+        )
+        return EXIT_USAGE
     if read_error is not None:
         print(
             f"ampwrite load: cannot read {ns.file}: {read_error}; records without an outcome "
@@ -558,12 +675,12 @@ def _load(
         )
         return EXIT_USAGE
     if interrupted.is_set():
-        if abandoned and originals:
+        if abandoned and abandoned_sent:
             where = f"recorded as unknown in {ns.out}" if ns.out else "not recorded"
             print(
-                f"ampwrite load: interrupted again; {len(originals):,} record(s) in flight may "
-                f"have been written ({where}): check them before sending them again; records "
-                "never handed to a writer were not sent"
+                f"ampwrite load: interrupted again; {len(abandoned_sent):,} record(s) in flight "
+                f"may have been written ({where}): check them before sending them again; "
+                "records not sent yet were not sent"
                 + (f": run again with --resume --out {ns.out}" if ns.out else ""),
                 file=err,
             )
