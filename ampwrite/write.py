@@ -112,7 +112,7 @@ def _validate(request: object, headers: Mapping[str, str] | None) -> Checked | A
         wire = to_wire(request) if isinstance(request, WriteRecordsRequest) else request
         checked = check_request(wire)
     except Exception as exc:  # the caller's own mapping or object failed while being read
-        reason = f"could not be read: {type(exc).__name__}: {show(exc, 200)}"
+        reason = f"could not be read: {show(exc, 200)}"
         return RequestValidationError((ValidationIssue("", reason),))
     header_issues = _header_issues(headers)
     if isinstance(checked, tuple) or header_issues:

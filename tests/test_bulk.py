@@ -6,7 +6,7 @@ import json
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -692,3 +692,33 @@ def test_on_send_failing_stops_the_run(ampwrite_core: Core, ampwrite_sandbox: Sa
     stored = sorted(r["n"] for r in ampwrite_sandbox.records(object_name="contacts"))
     assert stored == list(range(20)) == sorted(o.index for o in reported)
     assert calls == 3
+
+
+class Unreadable(Mapping[str, Any]):
+    """A record that fails when read (a lazy mapping over a broken source, say)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("the source went away")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["email"])
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_a_record_that_cannot_be_read_fails_alone(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    records: list[Any] = [{"n": i} for i in range(10)]
+    records[4] = Unreadable()
+
+    outcomes = by_index(write_many(ampwrite_core, records, **WHERE, batch_size=10))
+
+    assert outcomes[4].status == "failed"
+    assert (
+        outcomes[4].error
+        == "invalid record: could not be read: RuntimeError('the source went away')"
+    )
+    assert all(outcomes[i].status == "written" for i in range(10) if i != 4)
+    assert len(ampwrite_sandbox.records(object_name="contacts")) == 9

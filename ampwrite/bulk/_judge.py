@@ -332,7 +332,7 @@ def _regroup(error: RequestValidationError, target: Target, items: Sequence[Item
             where = issue.path.removeprefix("requestBody.")
             by_position.setdefault(0, []).append(f"{where}: {issue.message}")
         else:
-            unplaced.append(str(issue))
+            unplaced.append(str(issue) if issue.path else issue.message)
     if target.all_or_none and (unplaced or by_position) and len(items) > 1:
         return Regroup(_all_or_none_refused(items, by_position, unplaced), ())
     if unplaced and len(items) == 1:
