@@ -398,6 +398,31 @@ def test_a_rate_limit_that_never_ends_fails_the_records(
     assert len(ampwrite_sandbox.requests) == 5
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_wait_longer_than_max_retry_after_is_not_cut_short(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, status: int
+) -> None:
+    ampwrite_sandbox.fail_next(status, count=1, retry_after=120)
+    patience = RetryConfig(max_retry_after=5.0)
+
+    outcomes = by_index(
+        write_many(
+            ampwrite_core,
+            [{"n": i} for i in range(30)],
+            **WHERE,
+            batch_size=10,
+            concurrency=1,
+            retries=patience,
+        )
+    )
+
+    assert len(ampwrite_sandbox.requests) == 1  # no retry before the server's time
+    assert {o.status for o in outcomes.values()} == {"failed"}
+    assert "asked to wait 120 s, more than max_retry_after 5 s" in str(outcomes[0].error)
+    assert str(outcomes[29].error).startswith("not sent: the run gave up on the server")
+    assert ampwrite_sandbox.records(object_name="contacts") == []
+
+
 @pytest.mark.parametrize("status", [500, 502, 504])
 def test_ambiguous_statuses_are_unknown_and_never_resent(
     ampwrite_core: Core, ampwrite_sandbox: Sandbox, status: int

@@ -426,6 +426,15 @@ class _Run:
                 return verdict.failed, verdict.groups
             if not isinstance(verdict, Resend):
                 return verdict, ()
+            if verdict.throttled and (verdict.wait or 0.0) > config.max_retry_after:
+                # as write_records does: a wait that long is not worth a retry before its time
+                error = (
+                    f"{verdict.error} (the server asked to wait {verdict.wait:g} s, more than"
+                    f" max_retry_after {config.max_retry_after:g} s)"
+                )
+                self.throttle.trip(error)
+                status: Status = "unknown" if ambiguous_before else "failed"
+                return _all(items, status, error), ()
             last = verdict
             ambiguous_before = ambiguous_before or verdict.ambiguous
             if verdict.ambiguous:  # the server may be struggling: back off before resending

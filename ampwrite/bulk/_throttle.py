@@ -3,13 +3,14 @@
 A 429 or 503 means the server did not process the request, and that it wants fewer
 requests. So when any writer meets one, all writers pause: no request starts before the
 wait the server asked for (`Retry-After`, else the problem's `retryAfter`, capped at
-`RetryConfig.max_retry_after`) or, when it named none, an exponential backoff with jitter
-that grows with each throttled answer in a row. The number of requests in flight is also
-halved (at most once per round of requests: answers to requests sent before the cut do not
-cut again), then grows back by about one per round of successful answers, up to the
-concurrency asked for. Concurrency therefore cannot turn a rate limit into a storm of
-retries, and recovers once the server does. Once one request has spent its whole retry
-budget, the throttle trips: no writer sends anything more.
+`RetryConfig.max_retry_after`: the writer that met a longer one gives up and trips it)
+or, when it named none, an exponential backoff with jitter that grows with each throttled
+answer in a row. The number of requests in flight is also halved (at most once per round
+of requests: answers to requests sent before the cut do not cut again), then grows back by
+about one per round of successful answers, up to the concurrency asked for. Concurrency
+therefore cannot turn a rate limit into a storm of retries, and recovers once the server
+does. Once one request has spent its whole retry budget, the throttle trips: no writer
+sends anything more.
 """
 
 from __future__ import annotations
