@@ -463,6 +463,7 @@ def test_a_reset_is_unknown_unless_ambiguous_retries_are_asked_for(
     ampwrite_sandbox.reset_next()
     again = list(write_many(ampwrite_core, [{"n": 2}], **WHERE, retry_ambiguous=True))
     assert again[0].status == "written"
+    assert "check for a duplicate" in str(again[0].error)  # the reset came before storing
     assert len(ampwrite_sandbox.records(object_name="contacts")) == 1
 
 
@@ -484,6 +485,7 @@ def test_after_an_ambiguous_attempt_a_refusal_is_unknown(server: ScriptedServer)
         )
 
     assert (outcomes[0].status, outcomes[0].record_id) == ("written", "r-1")
+    assert outcomes[0].error == "an earlier attempt may have written it too: check for a duplicate"
     assert outcomes[1].status == "unknown"  # the 502'd attempt may have stored it
     assert "may have written it" in str(outcomes[1].error)
     assert "duplicate value" in str(outcomes[1].error)

@@ -143,6 +143,7 @@ def test_resume_sends_only_what_has_no_final_outcome(
     )
     assert again == EXIT_API_ERROR  # 1 stays failed; 2 was sent again and written
     assert last_status(out, skip=torn)[2] == "written"
+    assert "check for a duplicate" in results(out, skip=torn)[-1]["error"]
     assert sorted(r["n"] for r in ampwrite_sandbox.records(object_name="contacts")) == [
         2,
         5,

@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 MAX_ERROR: Final = 500
+MAYBE_TWICE: Final = "an earlier attempt may have written it too: check for a duplicate"
+"""The `error` of a record written (or accepted) after an ambiguous attempt."""
 _NEVER_SENT_KINDS: Final = frozenset({"connect", "connect-timeout"})
 _AMBIGUOUS_KINDS: Final = frozenset({"read-timeout", "interrupted"})
 _ITEM_PATH: Final = re.compile(r"^requestBody\.batch\[(\d+)\]")
@@ -253,7 +255,8 @@ def _one(
 ) -> Outcome:
     if result.success:
         status: Status = "accepted" if target.asynchronous else "written"
-        return Outcome(item.index, status, result.record_id, None, operation_id)
+        note = MAYBE_TWICE if ambiguous_before else None
+        return Outcome(item.index, status, result.record_id, note, operation_id)
     return _failed(
         item, message or "the provider refused the record", operation_id, ambiguous_before
     )

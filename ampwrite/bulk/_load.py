@@ -611,6 +611,9 @@ def _load(
                 # duplicate-key refusal now, say), so a refusal does not settle it
                 error = f"an earlier run may have written it; then: {outcome.error or 'failed'}"
                 outcome = attrs.evolve(outcome, status="unknown", error=error[:500])
+            elif outcome.status != "failed" and index < len(state) and state[index] == _UNKNOWN:
+                error = "an earlier run may have written it too: check for a duplicate"
+                outcome = attrs.evolve(outcome, error=error)
             settle(attrs.evolve(outcome, index=index))
     except KeyboardInterrupt:  # a second interrupt: requests in flight were abandoned
         interrupted.set()
