@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ampwrite.bulk._load import ProgressBar
+from ampwrite.bulk._load import ProgressBar, count_records
 from ampwrite.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE, main
 from ampwrite.sandbox import Faults, Sandbox
 
@@ -384,6 +384,26 @@ def test_the_progress_bar_shows_rate_and_eta() -> None:
     quiet = Terminal()
     ProgressBar(quiet, total=10, enabled=False).update(1, force=True)
     assert quiet.getvalue() == ""
+
+
+def test_progress_counts_csv_records_not_lines(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = "".join(f'{i},"line one\nline two of note {i}"\n' for i in range(30))
+    source = tmp_path / "notes.csv"
+    source.write_text("n,note\n" + rows + "\n", encoding="utf-8")  # 61 lines of text
+    assert count_records(str(source), "csv") == 30
+    assert count_records(str(jsonl(tmp_path / "a.jsonl", [{"n": 1}] * 7)), "jsonl") == 7
+    assert count_records(str(tmp_path / "missing.csv"), "csv") is None
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    status = main(load_args(ampwrite_sandbox, source, "--batch-size", "5"))
+
+    assert status == EXIT_OK
+    drawn = screen.getvalue()
+    assert "/30 " in drawn or "30 records" in drawn  # the total, once counted, is right
+    assert "/61" not in drawn and "/60" not in drawn
 
 
 def _command(sandbox: Sandbox, *args: str) -> list[str]:

@@ -216,14 +216,14 @@ def _typed_row(
 
 
 def count_records(path: str, kind: str) -> int | None:
-    """How many records a regular file holds (for the progress bar), or None."""
+    """How many records a regular file holds (for the progress bar), or None. CSV rows are
+    counted as `read_csv` reads them: a quoted value may span lines."""
     try:
         with open(path, "rb") as handle:
             if kind == "jsonl":
                 return sum(1 for line in handle if line.strip())
-            lines = sum(1 for line in handle if line.strip())
-            return max(0, lines - 1)
-    except OSError:
+            return sum(1 for _ in read_csv(handle, {}))
+    except (OSError, UsageError):
         return None
 
 
@@ -363,7 +363,7 @@ class ProgressBar:
 
     def __init__(self, stream: TextIO, total: int | None, enabled: bool) -> None:
         self._stream = stream
-        self._total = total
+        self.total = total  # may be set later, from another thread
         self._enabled = enabled
         self._started = time.monotonic()
         self._drawn = 0.0
@@ -378,7 +378,7 @@ class ProgressBar:
         self._drawn = now
         elapsed = now - self._started
         rate = done / elapsed if elapsed > 0 else 0.0
-        total = self._total
+        total = self.total
         if total:
             share = min(1.0, done / total)
             filled = int(share * self.WIDTH)
@@ -538,10 +538,17 @@ def _load(
             file=err,
         )
     tty = err.isatty()
-    total = count_records(ns.file, kind) if tty and ns.file != "-" else None
     skip_codes = _FINAL if ns.retry_unknown else _FINAL | {_UNKNOWN}
     skipped = sum(1 for code in state if code in skip_codes)
-    bar = ProgressBar(err, None if total is None else max(0, total - skipped), tty)
+    bar = ProgressBar(err, None, tty)
+    if tty and ns.file != "-":  # the total, counted beside the load: the bar gains an ETA
+
+        def count() -> None:
+            total = count_records(ns.file, kind)
+            if total is not None:
+                bar.total = max(0, total - skipped)
+
+        threading.Thread(target=count, name="ampwrite-count", daemon=True).start()
     counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
     originals: dict[int, int] = {}  # position given to write_many -> index in the file
     in_flight: set[int] = set()  # positions sent (or about to be) without an outcome yet
