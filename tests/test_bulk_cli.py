@@ -340,6 +340,23 @@ def test_an_existing_results_file_is_never_overwritten(
     assert ampwrite_sandbox.requests == []
 
 
+def test_a_journal_left_by_a_killed_run_needs_resume(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    out.write_text("")  # killed before its first outcome was recorded
+    (tmp_path / "out.jsonl.inflight").write_text("[0, 1]\n")  # ... with 0 and 1 in flight
+
+    assert main(load_args(ampwrite_sandbox, source, "--out", str(out))) == EXIT_USAGE
+    assert "out.jsonl.inflight exists: pass --resume" in capsys.readouterr().err
+    assert ampwrite_sandbox.requests == []
+
+    assert main(load_args(ampwrite_sandbox, source, "--out", str(out), "--resume")) == 4
+    assert last_status(out) == {0: "unknown", 1: "unknown", 2: "written"}
+    assert [r["n"] for r in ampwrite_sandbox.records(object_name="contacts")] == [2]
+
+
 def test_a_missing_csv_column_for_a_type_is_a_usage_error(
     ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -534,12 +551,14 @@ def test_a_results_file_that_cannot_be_written_stops_the_run_honestly(
     ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(300)])
+    out = tmp_path / "out.jsonl"
+    out.symlink_to("/dev/full")  # every write: no space left on device
 
-    status = main(load_args(ampwrite_sandbox, source, "--out", "/dev/full", "--batch-size", "10"))
+    status = main(load_args(ampwrite_sandbox, source, "--out", str(out), "--batch-size", "10"))
 
     err = capsys.readouterr().err
     assert status == EXIT_TRANSPORT  # written, without a result line
-    assert "cannot write /dev/full" in err and "cannot read" not in err
+    assert f"cannot write {out}" in err and "cannot read" not in err
     shown = [
         json.loads(line.removeprefix("ampwrite load: not recorded: "))
         for line in err.splitlines()
@@ -548,6 +567,7 @@ def test_a_results_file_that_cannot_be_written_stops_the_run_honestly(
     stored = sorted(r["n"] for r in ampwrite_sandbox.records(object_name="contacts"))
     assert sorted(entry["index"] for entry in shown) == stored
     assert 0 < len(stored) < 300  # it stopped sending
+    assert (tmp_path / "out.jsonl.inflight").exists(), "kept: outcomes were not recorded"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals")

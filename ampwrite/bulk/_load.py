@@ -436,10 +436,12 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
         raise UsageError(f"--concurrency must be from 1 to 256, got {ns.concurrency}")
     if ns.resume and not ns.out:
         raise UsageError("--resume needs --out, the results file of the earlier run")
-    if ns.out and not ns.resume and os.path.exists(ns.out) and os.path.getsize(ns.out) > 0:
-        raise UsageError(
-            f"{ns.out} exists: pass --resume to continue that load, or choose another --out"
-        )
+    if ns.out and not ns.resume:
+        for path in (ns.out, ns.out + JOURNAL_SUFFIX):  # a killed run may have left only this
+            if os.path.exists(path) and os.path.getsize(path) > 0:
+                raise UsageError(
+                    f"{path} exists: pass --resume to continue that load, or choose another --out"
+                )
     state = bytearray()
     sent_before: set[int] = set()  # in flight when an earlier run was killed
     if ns.resume and os.path.exists(ns.out):
