@@ -216,8 +216,9 @@ line as unknown rather than sending them again; a run that ends on its own remov
 index counts the non-blank lines of a JSONL file, or the data rows of a CSV file, from 0.
 
 exit status: 0 every record written (or accepted), 3 some record failed (and none is
-unknown), 4 some record's outcome is unknown, 2 usage error (nothing sent), 130 interrupted
-(run again with --resume). The status covers every record of the results file."""
+unknown), 4 some record's outcome is unknown, 2 usage error (nothing sent) or the input or
+journal failed part way (records without an outcome were not sent), 130 interrupted (run
+again with --resume). The status covers every record of the results file."""
 
 
 def _add_load_parser(commands: Any) -> None:

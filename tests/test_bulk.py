@@ -749,3 +749,31 @@ def test_a_record_that_cannot_be_read_fails_alone(
     )
     assert all(outcomes[i].status == "written" for i in range(10) if i != 4)
     assert len(ampwrite_sandbox.records(object_name="contacts")) == 9
+
+
+def test_on_send_raising_system_exit_ends_the_run(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    calls = 0
+
+    def on_send(indices: tuple[int, ...]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise SystemExit("the journal went away")
+
+    reported: list[Outcome] = []
+    with pytest.raises(SystemExit):
+        for outcome in write_many(
+            ampwrite_core,
+            ({"n": i} for i in range(50)),
+            **WHERE,
+            batch_size=10,
+            concurrency=1,
+            on_send=on_send,
+        ):
+            reported.append(outcome)
+
+    assert sorted(o.index for o in reported) == list(range(10))  # never sent: no outcome
+    assert {o.status for o in reported} == {"written"}
+    assert len(ampwrite_sandbox.records(object_name="contacts")) == 10

@@ -7,9 +7,11 @@ these invariants over many moments; none depends on where a signal lands.
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -91,24 +93,47 @@ class Presser:
         self.thread.join()
 
 
-def test_ctrl_c_in_the_loop_body_stops_the_run_then_raises(
+def test_ctrl_c_in_the_loop_body_is_raised_there_and_stops_the_run(
     ampwrite_core: Core, ampwrite_sandbox: Sandbox
 ) -> None:
     ampwrite_sandbox.set_faults(Faults(latency=0.005))
     for press_at in (1, 3, 7, 12, 20, 33):
         ampwrite_sandbox.reset()
         reported: list[Outcome] = []
-        with pytest.raises(KeyboardInterrupt):
-            for outcome in write_many(
-                ampwrite_core, records(500), **WHERE, batch_size=5, concurrency=6
-            ):
-                reported.append(outcome)
-                if len(reported) == press_at:
-                    press_ctrl_c()  # the program's own code is running: it goes on
-                    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        caught = 0
+        for outcome in write_many(
+            ampwrite_core, records(500), **WHERE, batch_size=5, concurrency=6
+        ):
+            reported.append(outcome)
+            if len(reported) == press_at:
+                try:
+                    press_ctrl_c()  # the program's own code is running: raised here
+                    time.sleep(1)
+                except KeyboardInterrupt:
+                    caught += 1
+                assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
+        assert caught == 1
         assert Counter(o.index for o in reported) == stored(ampwrite_sandbox)
-        assert press_at <= len(reported) < 500
+        assert press_at <= len(reported) < 500  # it stopped
+
+
+def test_ctrl_c_in_the_loop_body_left_to_propagate(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    ampwrite_sandbox.set_faults(Faults(latency=0.005))
+    reported: list[Outcome] = []
+    with pytest.raises(KeyboardInterrupt):
+        for outcome in write_many(ampwrite_core, records(500), **WHERE, batch_size=5):
+            reported.append(outcome)
+            if len(reported) == 10:
+                press_ctrl_c()
+                time.sleep(1)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    counts = Counter(o.index for o in reported)
+    assert max(counts.values()) == 1
+    assert set(counts) <= set(stored(ampwrite_sandbox))  # in flight then: written, unreported
 
 
 def test_ctrl_c_while_waiting_for_answers(ampwrite_core: Core, ampwrite_sandbox: Sandbox) -> None:
@@ -224,3 +249,133 @@ def test_the_handler_is_restored_when_a_run_is_closed_early(
     with pytest.raises(KeyboardInterrupt):  # and Ctrl-C is the default again
         press_ctrl_c()
         time.sleep(1)
+
+
+def _lines_of(function: Any) -> list[int]:
+    """The lines of `function`'s body, but a `yield` line: between the store before it and
+    the yield itself CPython runs no signal handler, so only a tracer could raise there."""
+    code = function.__code__
+    source, first = inspect.getsourcelines(function)
+    return sorted(
+        line
+        for _, _, line in code.co_lines()
+        if line
+        and line > code.co_firstlineno
+        and not source[line - first].strip().startswith("yield ")
+    )
+
+
+def _interrupt_at(core: Core, sandbox: Sandbox, code: Any, line: int) -> tuple[bool, bool]:
+    """Run write_many in a thread, raising KeyboardInterrupt the first time `line` of
+    `code` runs; returns (the run ended, the run handled the interrupt gracefully)."""
+    fired: list[int] = []
+    box: dict[str, Any] = {}
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not code:
+            return None
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and frame.f_lineno == line and not fired:
+                fired.append(line)
+                raise KeyboardInterrupt
+            return local
+
+        return local
+
+    def run() -> None:
+        writes = write_many(core, records(40), **WHERE, batch_size=5, concurrency=3)
+        box["writes"], box["reported"] = writes, []
+        sys.settrace(tracer)
+        try:
+            for outcome in writes:
+                box["reported"].append(outcome)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        writes.stop()  # if the interrupt kept the run from stopping its writers
+        writes.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+    if thread.is_alive():
+        return False, False
+    counts = Counter(o.index for o in box["reported"])
+    assert max(counts.values(), default=1) == 1, f"line {line}: an outcome twice"
+    stored = stored_now(sandbox)
+    assert all(o.index in stored for o in box["reported"] if o.status == "written")
+    run_state = box["writes"]._run
+    graceful = run_state.interrupted and not run_state.abandoned
+    if graceful:
+        assert counts == stored, f"line {line}: stored and reported differ"
+    return True, graceful
+
+
+def stored_now(sandbox: Sandbox) -> Counter[int]:
+    return stored(sandbox)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["outcomes", "_take", "give", "wait", "finish"],
+)
+def test_a_keyboard_interrupt_at_every_line(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, where: str
+) -> None:
+    from ampwrite.bulk import _engine
+
+    function = getattr(_engine._Run, where, None) or getattr(_engine._Writers, where)
+    code = function.__code__
+    graceful = 0
+    for line in _lines_of(function):
+        ampwrite_sandbox.reset()
+        ended, handled = _interrupt_at(ampwrite_core, ampwrite_sandbox, code, line)
+        assert ended, f"{where} line {line}: the run never ended"
+        graceful += handled
+    assert graceful, "the run handled some of them itself"
+
+
+def test_a_run_left_unfinished_does_not_swallow_ctrl_c(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    writes = write_many(ampwrite_core, records(1_000), **WHERE, batch_size=10)
+    next(writes)  # then the program goes on with other things, keeping the iterator
+    with pytest.raises(KeyboardInterrupt):
+        press_ctrl_c()
+        time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    writes.close()
+    later = write_many(ampwrite_core, records(20), **WHERE, batch_size=10)
+    assert len(list(later)) == 20  # a later run is not taken for an interrupted one
+
+
+def test_a_ctrl_c_as_the_run_ends_is_raised(ampwrite_core: Core, ampwrite_sandbox: Sandbox) -> None:
+    from ampwrite.bulk import _engine
+
+    source, first = inspect.getsourcelines(_engine._Run.outcomes)
+    line = first + next(i for i, text in enumerate(source) if "if deferring:" in text)
+    fired: list[int] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not _engine._Run.outcomes.__code__:
+            return None
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and frame.f_lineno == line and not fired:
+                fired.append(line)
+                press_ctrl_c()  # handled by the run's handler, just before it leaves
+            return local
+
+        return local
+
+    reported: list[Outcome] = []
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for outcome in write_many(ampwrite_core, records(6), **WHERE, batch_size=2):
+                reported.append(outcome)
+    finally:
+        sys.settrace(None)
+    assert fired and len(reported) == 6

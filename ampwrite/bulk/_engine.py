@@ -153,17 +153,19 @@ class BulkWrites(Iterator[Outcome]):
       but their outcomes are not reported, so those records' fate is not known;
     - `progress`: a `Progress` snapshot.
 
-    Iterated in the main thread, with Python's default SIGINT handler, the first Ctrl-C
-    acts as `stop()` and `KeyboardInterrupt` is raised once the outcomes of the requests in
-    flight are yielded; a second is raised at once (see `_CtrlC`).
+    Iterated in the main thread, with Python's default SIGINT handler, a Ctrl-C that comes
+    while `write_many` has control (waiting for answers, most of the time) acts as `stop()`,
+    and `KeyboardInterrupt` is raised once the outcomes of the requests in flight are
+    yielded; a second is raised at once. One that comes while the program's own code runs
+    (its loop body) is raised there, as usual, and stops the run too (see `_CtrlC`).
     """
 
     def __init__(self, run: _Run) -> None:
         self._run = run
-        self._outcomes = run.outcomes()
+        self._outcomes = run.generator = run.outcomes()
 
-    def __iter__(self) -> BulkWrites:
-        return self
+    def __iter__(self) -> Iterator[Outcome]:
+        return self._outcomes  # a for loop then calls no code of ours between outcomes
 
     def __next__(self) -> Outcome:
         return next(self._outcomes)
@@ -230,6 +232,7 @@ class _Run:
         self.interrupted = False  # a KeyboardInterrupt (or Ctrl-C) asked the run to stop
         self.abandoned = False  # a second one: the requests in flight are not waited for
         self.stop_asked = False
+        self.generator: Generator[Outcome, None, None] | None = None  # set by BulkWrites
 
     def stop(self) -> None:
         """Safe in a signal handler: the consuming thread takes the locks used here only in
@@ -239,6 +242,11 @@ class _Run:
         self.stop_asked = True
         self.stopping.set()
         self.throttle.wake()
+
+    @property
+    def in_control(self) -> bool:
+        """Whether the consuming thread is running this run's code (not the caller's)."""
+        return bool(getattr(self.generator, "gi_running", False))
 
     def snapshot(self) -> Progress:
         return Progress(
@@ -263,7 +271,7 @@ class _Run:
             yield from self._refuse_all(source, problem)
             return
         ready: deque[Outcome] = deque()  # writers append; this thread yields and removes
-        writers = _Writers(self._write, self.concurrency, ready)
+        writers = _Writers(self._write, self.concurrency, ready, self.stopping)
         in_flight = 0  # batches handed to the writers and not finished: bounds the reading
         exhausted = False
         handed: Outcome | None = None  # the outcome yielded last, until it leaves `ready`
@@ -307,15 +315,15 @@ class _Run:
                         raise
                     self.interrupted = True
                     self.stop()
-            if self.failures:
-                raise self.failures[0]
-            if self.interrupted:
-                raise KeyboardInterrupt
         finally:
             if deferring:
-                CTRL_C.leave(self)
+                CTRL_C.leave(self)  # from here on, Ctrl-C raises KeyboardInterrupt itself
             self.stop()
             writers.finish(wait=not self.abandoned)
+        if self.failures:
+            raise self.failures[0]
+        if self.interrupted:
+            raise KeyboardInterrupt
 
     def _take(self, source: Iterator[Any], ready: deque[Outcome]) -> tuple[list[Item], bool]:
         """Read up to one batch; records refused before sending go to `ready`. Returns the
@@ -450,7 +458,7 @@ class _Run:
             return True
         try:
             on_send(tuple(item.index for item in items))
-        except Exception as exc:  # the caller's function: nothing is sent after it fails
+        except BaseException as exc:  # the caller's function: nothing is sent after it fails
             self.failures.append(exc)
             self.stop()
             return False
@@ -518,14 +526,16 @@ class _Writers:
         write: Callable[[list[Item]], tuple[Outcome, ...]],
         count: int,
         ready: deque[Outcome],
+        stopping: threading.Event,
     ) -> None:
         self.write = write
         self.count = count
         self.ready = ready
+        self.stopping = stopping
         self.todo: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
         self.done: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
-        self.finishing = False
+        self.ends_given = 0  # `None`s put in `todo`, one per thread
 
     def give(self, items: list[Item], *, busy: int) -> None:
         """Queue one batch; `busy` is the number of batches given and not yet finished."""
@@ -539,7 +549,15 @@ class _Writers:
 
     def _serve(self) -> None:
         try:
-            while (items := self.todo.get()) is not None:
+            while True:
+                try:
+                    items = self.todo.get(timeout=_POLL)
+                except queue.Empty:
+                    if self.stopping.is_set():
+                        return  # the end never came (an interrupt in `finish`): end anyway
+                    continue
+                if items is None:
+                    return
                 self.ready.extend(self.write(items))  # one step: all of a batch, or none yet
                 self.done.put(1)
         finally:
@@ -556,11 +574,11 @@ class _Writers:
         return any(thread.is_alive() for thread in self.threads)
 
     def finish(self, *, wait: bool) -> None:
-        """Let every thread end after the batches queued (once); `wait` for them to end."""
-        if not self.finishing:
-            self.finishing = True
-            for _ in self.threads:
-                self.todo.put(None)
+        """Let every thread end after the batches queued; `wait` for them to end. Safe to
+        call again, after an interrupt half way included."""
+        while self.ends_given < len(self.threads):
+            self.todo.put(None)
+            self.ends_given += 1
         if wait:
             for thread in self.threads:
                 if thread.ident is not None:  # else an interrupt came before it started
@@ -596,19 +614,34 @@ class _CtrlC:
 
     def leave(self, run: _Run) -> None:
         self.runs = [other for other in self.runs if other is not run]
-        if not self.runs and signal.getsignal(signal.SIGINT) is self.handler:
-            # ValueError: not the main thread (a run closed elsewhere); `handle` then raises
+        if not self.runs:
+            self._restore()
+
+    def _restore(self) -> None:
+        if signal.getsignal(signal.SIGINT) is self.handler:
+            # ValueError: not the main thread (a run closed elsewhere): `handle` then acts as
+            # the default handler, and puts it back at the next Ctrl-C
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def handle(self, signum: int, frame: Any) -> None:
         runs = self.runs
-        if not runs or any(run.interrupted for run in runs):
-            for run in runs:
-                run.abandoned = True
+        if not runs:
+            self._restore()
             raise KeyboardInterrupt
-        for run in runs:
-            run.interrupted = True  # the consuming loop raises KeyboardInterrupt at its end
+        controlling = [run for run in runs if run.in_control]
+        if not controlling:  # the program's own code: as the default handler, and stop
+            for run in runs:
+                run.stop()
+            self.runs = []  # no more deferring for them: their consumer may be gone
+            self._restore()
+            raise KeyboardInterrupt
+        for run in controlling:
+            if run.stopping.is_set():  # already stopping: stop waiting for those in flight
+                run.abandoned = True
+                raise KeyboardInterrupt
+        for run in controlling:
+            run.interrupted = True  # the run raises KeyboardInterrupt at its end
             run.stop()
 
 

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -219,6 +220,8 @@ def count_records(path: str, kind: str) -> int | None:
     """How many records a regular file holds (for the progress bar), or None. CSV rows are
     counted as `read_csv` reads them: a quoted value may span lines."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # a pipe, say: reading it here would take records from the load
         with open(path, "rb") as handle:
             if kind == "jsonl":
                 return sum(1 for line in handle if line.strip())
@@ -306,6 +309,7 @@ class Journal:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.complete = False  # every record it lists has its outcome recorded: remove it
         self._lock = threading.Lock()
         self._handle: TextIO = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
 
@@ -444,12 +448,13 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
                 )
     state = bytearray()
     sent_before: set[int] = set()  # in flight when an earlier run was killed
-    if ns.resume and os.path.exists(ns.out):
+    if ns.resume:
         try:
-            state = read_results(ns.out)
+            if os.path.exists(ns.out):
+                state = read_results(ns.out)
             sent_before = Journal.read(ns.out + JOURNAL_SUFFIX)
         except OSError as exc:
-            raise UsageError(f"cannot read {ns.out}: {exc}") from None
+            raise UsageError(f"cannot read {exc.filename or ns.out}: {exc}") from None
     try:
         core = Core(ns.api_key, server_url=ns.server_url, timeout=ns.timeout)
     except AmpWriteError as exc:
@@ -473,6 +478,9 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
         status = _load(ns, core, rows, state, results, journal, kind, err)
         closing, results = results, None
         problem = closing.close() if closing is not None else None
+        if journal is not None:
+            # every record sent has its line, if the results file took them all
+            journal.close(remove=journal.complete and problem is None)
         if problem is not None and status not in (EXIT_UNKNOWN, EXIT_INTERRUPTED):
             print(
                 f"ampwrite load: cannot write {ns.out}: {problem.strerror or problem}; its last "
@@ -507,9 +515,9 @@ def _sender(
     """`on_send` for `write_many`: note the positions in flight, journal their file indices."""
 
     def sent(positions: tuple[int, ...]) -> None:
-        in_flight.update(positions)
         if journal is not None:
             journal.record([originals[position] for position in positions])
+        in_flight.update(positions)
 
     return sent
 
@@ -620,7 +628,11 @@ def _load(
                 # duplicate-key refusal now, say), so a refusal does not settle it
                 error = f"an earlier run may have written it; then: {outcome.error or 'failed'}"
                 outcome = attrs.evolve(outcome, status="unknown", error=error[:500])
-            elif outcome.status != "failed" and index < len(state) and state[index] == _UNKNOWN:
+            elif (
+                outcome.status in ("written", "accepted")
+                and index < len(state)
+                and state[index] == _UNKNOWN
+            ):
                 error = "an earlier run may have written it too: check for a duplicate"
                 outcome = attrs.evolve(outcome, error=error)
             settle(attrs.evolve(outcome, index=index))
@@ -656,7 +668,7 @@ def _load(
     if journal is not None:
         # every record sent has its line now; after a second interrupt a writer may still
         # be about to send one, so the journal stays for --resume to check
-        journal.close(remove=not write_error and not abandoned)
+        journal.complete = not write_error and not abandoned
     if write_error:
         may_be_written = any(outcome.status != "failed" for outcome in unrecorded)
         print(
@@ -678,14 +690,14 @@ def _load(
             "outcome were not sent",
             file=err,
         )
-        return EXIT_USAGE
+        return EXIT_UNKNOWN if _UNKNOWN in state else EXIT_USAGE
     if read_error is not None:
         print(
             f"ampwrite load: cannot read {ns.file}: {read_error}; records without an outcome "
             "were not sent",
             file=err,
         )
-        return EXIT_USAGE
+        return EXIT_UNKNOWN if _UNKNOWN in state else EXIT_USAGE
     if interrupted.is_set():
         if abandoned and abandoned_sent:
             where = f"recorded as unknown in {ns.out}" if ns.out else "not recorded"

@@ -375,8 +375,9 @@ class Sandbox:
             return list(self._log)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until no API request is being handled (one still waiting out an injected
-        latency, say); False if that took longer than `timeout` seconds."""
+        """Wait until no API request is being handled (received, and not yet answered: one
+        waiting out an injected latency, say); False if that took longer than `timeout`
+        seconds."""
         with self._busy:
             return self._busy.wait_for(lambda: self._handling == 0, timeout)
 
@@ -509,7 +510,10 @@ class Sandbox:
         logged[0] = body
         write = validate_write_request(body)
         target = WriteTarget(project, integration, object_name, write["groupRef"])
-        latency, decision = self._faults.decide()
+        with self._fence:  # a request from before a reset takes no fault scripted after it
+            if generation != self._generation:
+                return _reset_meanwhile(request_id)
+            latency, decision = self._faults.decide()
         http = self._http
         if latency > 0 and http is not None:
             http.stopping.wait(latency)
@@ -518,8 +522,7 @@ class Sandbox:
         operation_id = str(uuid.uuid4())
         with self._fence:
             if generation != self._generation:
-                detail = "the sandbox was reset while this request was handled; nothing was written"
-                return _problem(503, detail, request_id)
+                return _reset_meanwhile(request_id)
             if write.get("mode") == "asynchronous":
                 answer = self._start_async(target, write, operation_id, request_id)
             else:
@@ -746,6 +749,11 @@ class Sandbox:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _reset_meanwhile(request_id: str) -> HttpResponse:
+    detail = "the sandbox was reset while this request was handled; nothing was written"
+    return _problem(503, detail, request_id)
 
 
 def _field_names(names: Iterable[str], what: str) -> tuple[str, ...]:
