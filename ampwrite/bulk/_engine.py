@@ -586,15 +586,17 @@ class _Writers:
 
 
 class _CtrlC:
-    """Ctrl-C while runs are iterated in the main thread: the first asks them to stop.
+    """Ctrl-C while runs are iterated in the main thread.
 
-    A `KeyboardInterrupt` can otherwise come between any two steps of the consuming loop
-    (between handing a batch to a writer and counting it, say) and lose or repeat outcomes.
-    So while a run is iterated in the main thread and SIGINT has Python's default handler,
-    the handler is this one: the first Ctrl-C stops every run being iterated (the loop then
-    yields the outcomes of the requests in flight and raises `KeyboardInterrupt` at its end);
-    the next raises `KeyboardInterrupt` at once, like the default handler. A program with a
-    SIGINT handler of its own keeps it.
+    A `KeyboardInterrupt` could otherwise come between any two steps of the consuming loop
+    (between taking an outcome from `ready` and yielding it, say) and lose or repeat
+    outcomes. So while a run is iterated in the main thread and SIGINT has Python's default
+    handler, the handler is this one. A Ctrl-C while the run has control (its generator is
+    running: waiting for answers, reading the input, calling `on_progress`) stops it: the
+    loop yields the outcomes of the requests in flight and raises `KeyboardInterrupt` at its
+    end; a Ctrl-C while it is already stopping raises at once. A Ctrl-C while the program's
+    own code runs stops every run too, puts the default handler back and raises there, as
+    the default handler would. A program with a SIGINT handler of its own keeps it.
     """
 
     def __init__(self) -> None:
