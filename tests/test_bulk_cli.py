@@ -670,3 +670,35 @@ def test_a_journal_that_cannot_be_written_stops_the_run_before_sending(
     assert writes(ampwrite_sandbox) == 0
     assert ampwrite_sandbox.records(object_name="contacts") == []
     assert not out.read_text()  # nothing sent, nothing recorded: a --resume sends it all
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals")
+def test_a_signal_while_stdin_waits_stops_the_load(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    command = _command(ampwrite_sandbox, "-", "--out", str(out), "--batch-size", "3")
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr_file:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr_file, text=True)
+    assert process.stdin is not None
+    try:
+        process.stdin.write("".join(json.dumps({"n": i}) + "\n" for i in range(3)))
+        process.stdin.flush()  # and nothing more: the producer is slow
+        deadline = time.monotonic() + 20
+        while len(ampwrite_sandbox.records(object_name="contacts")) < 3:  # sent; now it reads
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)  # stdin still open: the read was not waited for
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdin.close()
+    stderr = log.read_text()
+
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted; records without an outcome were not sent" in stderr
+    assert last_status(out) == {0: "written", 1: "written", 2: "written"}
+    assert not (tmp_path / "out.jsonl.inflight").exists()

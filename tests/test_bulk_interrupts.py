@@ -68,6 +68,7 @@ class Presser:
         self.handled = handled  # whether the run has seen a Ctrl-C (signals do not queue up)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run)
+        self.before_pressing: Callable[[], object] = lambda: None
 
     def records(self, count: int) -> Iterator[dict[str, int]]:
         for n in range(count):
@@ -85,6 +86,7 @@ class Presser:
         if not CTRL_C.runs:  # no run to press for: a stray Ctrl-C would stop the test session
             self.done.set()
             return
+        self.before_pressing()
         for press in range(self.presses):
             if press:
                 while not self.handled() and time.monotonic() < deadline:
@@ -394,3 +396,73 @@ def test_a_ctrl_c_as_the_run_ends_is_raised(ampwrite_core: Core, ampwrite_sandbo
     finally:
         sys.settrace(None)
     assert fired and len(reported) == 6
+
+
+def test_ctrl_c_while_the_input_blocks_stops_the_run_at_once(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    more = threading.Event()  # never set: a pipe nobody writes to
+
+    def slow_input() -> Iterator[dict[str, int]]:
+        yield from ({"n": i} for i in range(3))
+        more.wait(30)
+        yield {"n": 3}
+
+    def press_once_sent() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+            CTRL_C.runs and len(ampwrite_sandbox.records(object_name="contacts")) == 3
+        ):
+            time.sleep(0.005)
+        if CTRL_C.runs:
+            press_ctrl_c()
+
+    presser = threading.Thread(target=press_once_sent)
+    reported: list[Outcome] = []
+    started = time.monotonic()
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for outcome in write_many(ampwrite_core, slow_input(), **WHERE, batch_size=3):
+                reported.append(outcome)
+    finally:
+        presser.join()
+        more.set()
+
+    assert time.monotonic() - started < 10, "the read was interrupted"
+    assert Counter(o.index for o in reported) == stored(ampwrite_sandbox) == Counter(range(3))
+
+
+def test_one_ctrl_c_after_stop_still_reports_what_was_sent(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    ampwrite_sandbox.set_faults(Faults(latency=0.5))
+    presser = Presser(ampwrite_sandbox, presses=1, handled=lambda: True)
+    writes = write_many(ampwrite_core, presser.records(100), **WHERE, batch_size=10)
+    presser.before_pressing = writes.stop  # stop() first, then one Ctrl-C
+    reported: list[Outcome] = []
+    with presser, pytest.raises(KeyboardInterrupt):
+        for outcome in writes:
+            reported.append(outcome)
+
+    assert Counter(o.index for o in reported) == stored(ampwrite_sandbox)
+    assert 0 < len(reported) < 100  # the requests in flight at the stop, all reported
+
+
+def test_a_dropped_run_is_closed(ampwrite_core: Core, ampwrite_sandbox: Sandbox) -> None:
+    before = {t for t in threading.enumerate() if t.name.startswith("ampwrite-bulk")}
+
+    def first_only() -> Outcome:
+        for outcome in write_many(ampwrite_core, records(1_000), **WHERE, batch_size=10):
+            return outcome  # the iterator is dropped here, without close()
+        raise AssertionError("no outcome")
+
+    assert first_only().status == "written"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    left = [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("ampwrite-bulk") and t not in before and t.is_alive()
+    ]
+    assert left == [], "its writers ended"
+    assert len(stored(ampwrite_sandbox)) < 1_000  # nothing more was sent

@@ -15,6 +15,7 @@ import random
 import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence, Sized
 from types import TracebackType
@@ -162,7 +163,9 @@ class BulkWrites(Iterator[Outcome]):
 
     def __init__(self, run: _Run) -> None:
         self._run = run
-        self._outcomes = run.generator = run.outcomes()
+        self._outcomes = run.outcomes()
+        # weak: a run dropped by its caller must be collected, and its generator closed
+        run.generator = weakref.ref(self._outcomes)
 
     def __iter__(self) -> Iterator[Outcome]:
         return self._outcomes  # a for loop then calls no code of ours between outcomes
@@ -174,8 +177,11 @@ class BulkWrites(Iterator[Outcome]):
         """Ask the run to end gracefully (safe from a signal handler or another thread)."""
         self._run.stop()
 
-    def close(self) -> None:
-        """End the run now; nothing more is sent once this returns."""
+    def close(self, *, wait: bool = True) -> None:
+        """End the run now; nothing more is sent once this returns. `wait=False`: do not
+        wait for the requests in flight either (their records may be written)."""
+        if not wait:
+            self._run.abandoned = True
         self._outcomes.close()
 
     @property
@@ -232,7 +238,10 @@ class _Run:
         self.interrupted = False  # a KeyboardInterrupt (or Ctrl-C) asked the run to stop
         self.abandoned = False  # a second one: the requests in flight are not waited for
         self.stop_asked = False
-        self.generator: Generator[Outcome, None, None] | None = None  # set by BulkWrites
+        self.generator: Callable[[], Generator[Outcome, None, None] | None] = lambda: None
+        self.presses = 0  # Ctrl-Cs and KeyboardInterrupts met: the second abandons the run
+        self.counted = False  # the KeyboardInterrupt under way was counted by `_CtrlC`
+        self.reading = False  # the consuming thread is in the caller's input iterator
 
     def stop(self) -> None:
         """Safe in a signal handler: the consuming thread takes the locks used here only in
@@ -246,7 +255,7 @@ class _Run:
     @property
     def in_control(self) -> bool:
         """Whether the consuming thread is running this run's code (not the caller's)."""
-        return bool(getattr(self.generator, "gi_running", False))
+        return bool(getattr(self.generator(), "gi_running", False))
 
     def snapshot(self) -> Progress:
         return Progress(
@@ -310,8 +319,12 @@ class _Run:
                     # the program's): the counts may be off, but not `ready` nor the threads
                     if ready and ready[0] is handed:
                         ready.popleft()  # it was yielded: the caller asked for the next one
-                    if self.interrupted or self.stopping.is_set():
-                        self.abandoned = True  # already stopping: stop waiting for those in flight
+                    if self.counted:
+                        self.counted = False
+                    else:
+                        self.presses += 1
+                    if self.presses > 1 or self.abandoned:
+                        self.abandoned = True  # stop waiting for the requests in flight
                         raise
                     self.interrupted = True
                     self.stop()
@@ -331,6 +344,7 @@ class _Run:
         items: list[Item] = []
         refused = 0
         while len(items) + refused < self.batch_size:
+            self.reading = True  # a Ctrl-C now must interrupt the read (`_CtrlC.handle`)
             try:
                 record = next(source)
             except StopIteration:
@@ -338,6 +352,8 @@ class _Run:
             except Exception as exc:  # the caller's iterator failed: stop reading, report it later
                 self.failures.append(exc)
                 return items, True
+            finally:
+                self.reading = False
             index = self.position
             self.position += 1
             associations = self.associations
@@ -594,7 +610,8 @@ class _CtrlC:
     handler, the handler is this one. A Ctrl-C while the run has control (its generator is
     running: waiting for answers, reading the input, calling `on_progress`) stops it: the
     loop yields the outcomes of the requests in flight and raises `KeyboardInterrupt` at its
-    end; a Ctrl-C while it is already stopping raises at once. A Ctrl-C while the program's
+    end (one that comes during a read of the input also interrupts the read, which may
+    block for long); the second Ctrl-C raises at once. A Ctrl-C while the program's
     own code runs stops every run too, puts the default handler back and raises there, as
     the default handler would. A program with a SIGINT handler of its own keeps it.
     """
@@ -634,17 +651,23 @@ class _CtrlC:
         controlling = [run for run in runs if run.in_control]
         if not controlling:  # the program's own code: as the default handler, and stop
             for run in runs:
+                run.presses += 1
                 run.stop()
             self.runs = []  # no more deferring for them: their consumer may be gone
             self._restore()
             raise KeyboardInterrupt
         for run in controlling:
-            if run.stopping.is_set():  # already stopping: stop waiting for those in flight
-                run.abandoned = True
-                raise KeyboardInterrupt
-        for run in controlling:
+            run.presses += 1
             run.interrupted = True  # the run raises KeyboardInterrupt at its end
             run.stop()
+        second = any(run.presses > 1 for run in controlling)
+        if second or any(run.reading for run in controlling):
+            # a second press: stop waiting; or a read of the caller's input that may block
+            # for long (a pipe, a slow generator): interrupt it, the run then stops
+            for run in controlling:
+                run.counted = True
+                run.abandoned = run.abandoned or run.presses > 1
+            raise KeyboardInterrupt
 
 
 CTRL_C: Final = _CtrlC()

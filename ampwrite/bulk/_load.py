@@ -289,6 +289,10 @@ class ResultsFile:
 JOURNAL_SUFFIX: Final = ".inflight"
 
 
+class InputInterrupted(Exception):
+    """Raised by the signal handler into a read of the input, so the run can stop."""
+
+
 class JournalError(Exception):
     """The journal could not be written; nothing more was sent."""
 
@@ -579,9 +583,18 @@ def _load(
             print(f"ampwrite load: not recorded: {json.dumps(outcome.to_json())}", file=err)
         bar.update(sum(counts.values()))
 
+    reading = [False]  # the input is being read: a signal must interrupt the read
+
     def pending() -> Iterator[object]:
         position = 0
-        for row in rows:
+        while True:
+            reading[0] = True
+            try:
+                row = next(rows, None)
+            finally:
+                reading[0] = False
+            if row is None:
+                return
             if row.index < len(state) and state[row.index] in skip_codes:
                 continue
             if row.error is not None:
@@ -610,9 +623,12 @@ def _load(
 
     def on_signal(signum: int, frame: object) -> None:
         if interrupted.is_set():
+            writes._run.abandoned = True  # the second: stop waiting for the requests in flight
             raise KeyboardInterrupt
         interrupted.set()
         writes.stop()
+        if reading[0]:  # stdin or a pipe may not give a line for long: stop waiting for it
+            raise InputInterrupted
 
     previous = _install(on_signal)
     started = time.monotonic()
@@ -636,6 +652,8 @@ def _load(
                 error = "an earlier run may have written it too: check for a duplicate"
                 outcome = attrs.evolve(outcome, error=error)
             settle(attrs.evolve(outcome, index=index))
+    except InputInterrupted:  # the first signal came while the input was read
+        pass
     except KeyboardInterrupt:  # a second interrupt: requests in flight were abandoned
         interrupted.set()
         abandoned = True
@@ -645,7 +663,7 @@ def _load(
         journal_error = exc.error
     finally:
         _restore(previous)
-        writes.close()
+        writes.close(wait=not abandoned)
     abandoned_sent = sorted(originals[p] for p in list(in_flight) if p in originals)
     elapsed = time.monotonic() - started
     bar.finish(sum(counts.values()))
@@ -682,7 +700,7 @@ def _load(
             ),
             file=err,
         )
-        return EXIT_UNKNOWN if may_be_written else EXIT_USAGE
+        return EXIT_UNKNOWN if may_be_written or _UNKNOWN in state else EXIT_USAGE
     if journal_error is not None:
         print(
             f"ampwrite load: cannot write {ns.out}{JOURNAL_SUFFIX}: "
