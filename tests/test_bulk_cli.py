@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -433,6 +435,18 @@ def _command(sandbox: Sandbox, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *load_args(sandbox, *args)]
 
 
+@contextlib.contextmanager
+def running(command: list[str], **options: Any) -> Iterator[subprocess.Popen[str]]:
+    """`ampwrite load` in a child process, killed at the end if it has not exited."""
+    process = subprocess.Popen(command, text=True, **options)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_an_interrupted_run_records_what_it_sent_and_resumes(
     ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
 ) -> None:
@@ -442,17 +456,12 @@ def test_an_interrupted_run_records_what_it_sent_and_resumes(
     ampwrite_sandbox.set_faults(Faults(latency=0.05))
     command = _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10")
 
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    try:
+    with running(command, stderr=subprocess.PIPE) as process:
         while not out.exists() or out.stat().st_size < 1_000:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     assert process.returncode == EXIT_INTERRUPTED, stderr
     assert "--resume" in stderr
@@ -475,21 +484,13 @@ def test_sigterm_stops_gracefully_too(ampwrite_sandbox: Sandbox, tmp_path: pathl
     source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(2_000)])
     out = tmp_path / "out.jsonl"
     ampwrite_sandbox.set_faults(Faults(latency=0.05))
-    process = subprocess.Popen(
-        _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10"),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    command = _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10")
+    with running(command, stderr=subprocess.PIPE) as process:
         while not out.exists() or out.stat().st_size == 0:
             assert process.poll() is None
             time.sleep(0.02)
         process.terminate()
         _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     assert process.returncode == EXIT_INTERRUPTED, stderr
     assert len(last_status(out)) == len(ampwrite_sandbox.records(object_name="contacts"))
@@ -583,8 +584,7 @@ def test_a_second_interrupt_records_the_abandoned_records_as_unknown(
     out = tmp_path / "out.jsonl"
     ampwrite_sandbox.set_faults(Faults(latency=1.0))
     command = _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10")
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    try:
+    with running(command, stderr=subprocess.PIPE) as process:
         # the first 4 requests answered, and the next ones waiting out their latency
         while len(ampwrite_sandbox.requests) < 4 or ampwrite_sandbox.wait_idle(timeout=0):
             assert process.poll() is None
@@ -593,10 +593,6 @@ def test_a_second_interrupt_records_the_abandoned_records_as_unknown(
         time.sleep(0.2)  # let the first be handled on its own
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     assert process.returncode == EXIT_INTERRUPTED, stderr
     assert "were not sent" not in stderr or "may have been written" in stderr
@@ -616,18 +612,13 @@ def test_a_killed_run_leaves_a_journal_so_resume_does_not_resend(
     journal = tmp_path / "out.jsonl.inflight"
     ampwrite_sandbox.set_faults(Faults(latency=0.5))
     command = _command(ampwrite_sandbox, str(source), "--out", str(out), "--batch-size", "10")
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    try:
+    with running(command, stderr=subprocess.DEVNULL) as process:
         # some outcomes recorded, and the next requests waiting out their latency
         while len(ampwrite_sandbox.requests) < 4 or ampwrite_sandbox.wait_idle(timeout=0):
             assert process.poll() is None
             time.sleep(0.01)
         process.kill()  # no chance to record anything more
         process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert ampwrite_sandbox.wait_idle(timeout=30)  # the requests it left have been applied
     stored = {r["key"] for r in ampwrite_sandbox.records(object_name="contacts")}
     recorded = last_status(out) if out.exists() else {}
@@ -679,10 +670,11 @@ def test_a_signal_while_stdin_waits_stops_the_load(
     out = tmp_path / "out.jsonl"
     command = _command(ampwrite_sandbox, "-", "--out", str(out), "--batch-size", "3")
     log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr_file:
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr_file, text=True)
-    assert process.stdin is not None
-    try:
+    with (
+        log.open("w") as stderr_file,
+        running(command, stdin=subprocess.PIPE, stderr=stderr_file) as process,
+    ):
+        assert process.stdin is not None
         process.stdin.write("".join(json.dumps({"n": i}) + "\n" for i in range(3)))
         process.stdin.flush()  # and nothing more: the producer is slow
         deadline = time.monotonic() + 20
@@ -691,11 +683,7 @@ def test_a_signal_while_stdin_waits_stops_the_load(
             time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)  # stdin still open: the read was not waited for
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdin.close()
+    process.stdin.close()
     stderr = log.read_text()
 
     assert process.returncode == EXIT_INTERRUPTED, stderr
