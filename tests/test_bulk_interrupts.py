@@ -282,23 +282,34 @@ def _lines_of(function: Any) -> list[int]:
     )
 
 
-def _interrupt_at(core: Core, sandbox: Sandbox, code: Any, line: int) -> tuple[bool, bool]:
-    """Run write_many in a thread, raising KeyboardInterrupt the first time `line` of
-    `code` runs; returns (the run ended, the run handled the interrupt gracefully)."""
-    fired: list[int] = []
-    box: dict[str, Any] = {}
+def at_line(code: Any, line: int, action: Callable[[], None]) -> Any:
+    """A `sys.settrace` tracer that calls `action` the first time `line` of `code` runs."""
+    done: list[bool] = []
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
         if frame.f_code is not code:
             return None
 
         def local(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line" and frame.f_lineno == line and not fired:
-                fired.append(line)
-                raise KeyboardInterrupt
+            if event == "line" and frame.f_lineno == line and not done:
+                done.append(True)
+                action()
             return local
 
         return local
+
+    return tracer
+
+
+def _interrupt_at(core: Core, sandbox: Sandbox, code: Any, line: int) -> tuple[bool, bool]:
+    """Run write_many in a thread, raising KeyboardInterrupt the first time `line` of
+    `code` runs; returns (the run ended, the run handled the interrupt gracefully)."""
+    box: dict[str, Any] = {}
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    tracer = at_line(code, line, interrupt)
 
     def run() -> None:
         writes = write_many(core, records(40), **WHERE, batch_size=5, concurrency=3)
@@ -321,17 +332,13 @@ def _interrupt_at(core: Core, sandbox: Sandbox, code: Any, line: int) -> tuple[b
         return False, False
     counts = Counter(o.index for o in box["reported"])
     assert max(counts.values(), default=1) == 1, f"line {line}: an outcome twice"
-    stored = stored_now(sandbox)
-    assert all(o.index in stored for o in box["reported"] if o.status == "written")
+    kept = stored(sandbox)
+    assert all(o.index in kept for o in box["reported"] if o.status == "written")
     run_state = box["writes"]._run
     graceful = run_state.interrupted and not run_state.abandoned
     if graceful:
-        assert counts == stored, f"line {line}: stored and reported differ"
+        assert counts == kept, f"line {line}: stored and reported differ"
     return True, graceful
-
-
-def stored_now(sandbox: Sandbox) -> Counter[int]:
-    return stored(sandbox)
 
 
 @pytest.mark.parametrize(
@@ -375,17 +382,11 @@ def test_a_ctrl_c_as_the_run_ends_is_raised(ampwrite_core: Core, ampwrite_sandbo
     line = first + next(i for i, text in enumerate(source) if "if deferring:" in text)
     fired: list[int] = []
 
-    def tracer(frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code is not _engine._Run.outcomes.__code__:
-            return None
+    def press() -> None:
+        fired.append(line)
+        press_ctrl_c()  # handled by the run's handler, just before it leaves
 
-        def local(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line" and frame.f_lineno == line and not fired:
-                fired.append(line)
-                press_ctrl_c()  # handled by the run's handler, just before it leaves
-            return local
-
-        return local
+    tracer = at_line(_engine._Run.outcomes.__code__, line, press)
 
     reported: list[Outcome] = []
     sys.settrace(tracer)
