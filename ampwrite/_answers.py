@@ -13,16 +13,22 @@
 
 Problem details (problem+json, or any JSON object that is not a write answer) are parsed into
 `.problem` on every `APIError`.
+
+`redact` comes first: whatever the server echoes of the API key (in the reason phrase, a header
+name or value, the body, or an error message made from its bytes) is replaced before anything
+is decoded, so no value, error or log line downstream can hold it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from requests.structures import CaseInsensitiveDict
 
 from ._transport import Answer
-from ._wire import decode_problem, decode_write_failure, decode_write_response
+from ._wire import decode_problem, decode_write_failure
 from .errors import (
     AmpWriteError,
     APIError,
@@ -34,11 +40,13 @@ from .errors import (
     TransportError,
     WriteFailedError,
 )
-from .models import BatchWriteResponse, Problem, WriteFailure, WriteResponse
+from .models import BatchWriteResponse, Problem, WriteFailure
 from .result import Err, Ok, Result
 from .retries import parse_retry_after
 
-__all__ = ["decode_answer"]
+__all__ = ["decode_answer", "redact"]
+
+T = TypeVar("T")
 
 MAX_BODY_TEXT: Final = 16 * 1024
 """Characters of an error body kept on the error (the rest is cut, and says so)."""
@@ -79,21 +87,35 @@ def _summary(answer: Answer, problem: Problem | None, failure: object, text: str
     return f"{head}: {first_line}" if first_line else head
 
 
-def decode_answer(
-    answer: Answer, *, attempts: int, secret: str
-) -> Result[WriteResponse, AmpWriteError]:
-    """Map one answer to a value or an error, per the table above."""
-    # A server that echoes the key: nothing downstream keeps it. (A key of a few characters
-    # is no secret worth the name, and replacing it would mangle every answer.)
-    secret_bytes = secret.encode()
-    if len(secret) >= MIN_SECRET and secret_bytes in answer.body:
+def redact(outcome: Answer | TransportError, secret: str) -> Answer | TransportError:
+    """`outcome` with every copy of `secret` replaced. (A key of a few characters is no secret
+    worth the name, and replacing it would mangle every answer.)"""
+    if len(secret) < MIN_SECRET:
+        return outcome
+    if isinstance(outcome, TransportError):
+        if secret in outcome.message:
+            outcome.message = outcome.message.replace(secret, REDACTED)
+            outcome.args = (outcome.message,)
+        return outcome
+    answer = outcome
+    secret_bytes = secret.encode("latin-1")
+    if secret_bytes in answer.body:
         answer = answer._replace(body=answer.body.replace(secret_bytes, REDACTED.encode()))
-    if len(secret) >= MIN_SECRET and any(secret in value for value in answer.headers.values()):
-        answer = answer._replace(
-            headers={
-                name: value.replace(secret, REDACTED) for name, value in answer.headers.items()
-            }
-        )
+    if secret in answer.reason:
+        answer = answer._replace(reason=answer.reason.replace(secret, REDACTED))
+    if any(secret in name or secret in value for name, value in answer.headers.items()):
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        for name, value in answer.headers.items():
+            headers[name.replace(secret, REDACTED)] = value.replace(secret, REDACTED)
+        answer = answer._replace(headers=headers)
+    return answer
+
+
+def decode_answer(
+    answer: Answer, *, attempts: int, decode: Callable[[Any], T]
+) -> Result[T, AmpWriteError]:
+    """Map one (redacted) answer to a value or an error, per the table above; `decode` makes
+    the value of a 2xx from its JSON, raising when it does not fit."""
     status, headers = answer.status, answer.headers
     if status < 200:
         return Err(
@@ -105,7 +127,7 @@ def decode_answer(
         )
     if 200 <= status < 300:
         try:
-            return Ok(decode_write_response(json.loads(answer.body)))
+            return Ok(decode(json.loads(answer.body)))
         except Exception as exc:  # anything that does not fit is the server's problem
             reason = f"{type(exc).__name__}: {exc}"
             return Err(

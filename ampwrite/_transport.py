@@ -1,4 +1,11 @@
-"""One HTTP attempt: send the bytes, read a bounded answer, or say why there is none.
+"""The transport seam: one attempt of one HTTP request, from bytes out to an answer or a
+classified failure, and nothing else (no retries, no decoding, no secrets).
+
+A transport has two methods: `send(request) -> Answer | TransportError`, which never raises
+for anything the network or the server does, and `close()`. `RequestsTransport` is the one
+ampwrite ships, over a `requests.Session` (ampwrite's own or a caller's). Everything above it
+(`write_records`, the bulk engine, the operations) builds a `Request` value, hands it over and
+decides on what comes back.
 
 Nothing from `requests` or `urllib3` escapes this module: every failure becomes a
 `TransportError` through `transport_error`, which classifies in a fixed order (requests'
@@ -10,11 +17,12 @@ from __future__ import annotations
 
 import http.client
 import io
+import ipaddress
 import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -28,27 +36,23 @@ import urllib3.poolmanager
 from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
 
-from .errors import RequestTimeoutError, TransportError
+from .errors import FailureKind, RequestTimeoutError, TransportError
 
 __all__ = [
     "Answer",
     "DeadlineAdapter",
-    "Route",
+    "Request",
+    "RequestsTransport",
     "Timeouts",
-    "install_deadline",
-    "route_for",
-    "send_once",
+    "Transport",
+    "is_loopback",
     "transport_error",
 ]
 
-# What kind of failure, and whether a retry could write twice.
-NOT_SENT: Final = "connect"
-TIMEOUT_CONNECT: Final = "connect-timeout"
-TIMEOUT_READ: Final = "read-timeout"
-TLS: Final = "tls"
-INTERRUPTED: Final = "interrupted"
-TOO_LARGE: Final = "too-large"
-INVALID: Final = "invalid"
+POOL_SIZE: Final = 32
+"""Connections kept per host: as many threads as this share one Core without waiting."""
+MAX_ROUTES: Final = 64
+"""Base URLs whose way is remembered (the Core's own, and ones passed per call)."""
 
 
 class Timeouts(NamedTuple):
@@ -59,8 +63,22 @@ class Timeouts(NamedTuple):
     total: float
 
 
+class Request(NamedTuple):
+    """One attempt to make: `method` on `base_url + path` (`path` starts with "/" and may
+    carry a query) with these exact headers and body. The answer is read whole if it is at
+    most `max_bytes`; the attempt ends `timeout.total` seconds after it starts."""
+
+    method: str
+    base_url: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    timeout: Timeouts
+    max_bytes: int
+
+
 class Answer(NamedTuple):
-    """What the server said: status, headers and the whole body."""
+    """What the server said: status, reason phrase, headers and the whole body."""
 
     status: int
     reason: str
@@ -68,10 +86,17 @@ class Answer(NamedTuple):
     body: bytes
 
 
-def _failure(kind: str, message: str) -> TransportError:
-    maybe_sent = kind in (TIMEOUT_READ, INTERRUPTED, TOO_LARGE)
-    cls = RequestTimeoutError if kind in (TIMEOUT_CONNECT, TIMEOUT_READ) else TransportError
-    return cls(message, maybe_sent=maybe_sent, kind=kind)
+class Transport(Protocol):
+    """Sends one request at a time (from any number of threads) and closes."""
+
+    def send(self, request: Request) -> Answer | TransportError: ...
+
+    def close(self) -> None: ...
+
+
+def _failure(kind: FailureKind, message: str) -> TransportError:
+    cls = RequestTimeoutError if kind.is_timeout else TransportError
+    return cls(message, maybe_sent=kind.maybe_sent, kind=kind)
 
 
 def transport_error(exc: BaseException) -> TransportError:
@@ -86,96 +111,157 @@ def transport_error(exc: BaseException) -> TransportError:
     if isinstance(reason, (uex.NewConnectionError, uex.ProxyError)) or isinstance(
         exc, rex.ProxyError
     ):
-        return _failure(NOT_SENT, f"could not connect ({detail})")
+        return _failure(FailureKind.CONNECT, f"could not connect ({detail})")
     if isinstance(reason, uex.ConnectTimeoutError) or isinstance(exc, rex.ConnectTimeout):
-        return _failure(TIMEOUT_CONNECT, f"timed out connecting ({detail})")
+        return _failure(FailureKind.CONNECT_TIMEOUT, f"timed out connecting ({detail})")
     if isinstance(reason, (uex.ReadTimeoutError, TimeoutError)) or isinstance(exc, rex.ReadTimeout):
-        return _failure(TIMEOUT_READ, f"timed out waiting for the answer ({detail})")
+        return _failure(FailureKind.READ_TIMEOUT, f"timed out waiting for the answer ({detail})")
     if isinstance(reason, uex.SSLError) or isinstance(exc, rex.SSLError):
-        return _failure(TLS, f"TLS failed ({detail})")
+        return _failure(FailureKind.TLS, f"TLS failed ({detail})")
     if isinstance(reason, (uex.LocationValueError, UnicodeError, OverflowError)) or isinstance(
         exc, (rex.InvalidURL, rex.InvalidHeader, rex.InvalidSchema, rex.MissingSchema)
     ):
-        return _failure(INVALID, f"the request could not be built ({detail})")
-    return _failure(INTERRUPTED, f"the connection broke before a full answer ({detail})")
+        return _failure(FailureKind.INVALID, f"the request could not be built ({detail})")
+    return _failure(
+        FailureKind.INTERRUPTED, f"the connection broke before a full answer ({detail})"
+    )
 
 
-class Route(NamedTuple):
-    """How attempts reach one server, worked out once per Core and server URL.
+def is_loopback(host: str) -> bool:
+    """True for localhost names and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- the transport over a requests.Session ------------------------------------------------------
+
+
+class _Route(NamedTuple):
+    """How attempts reach one base URL, worked out once.
 
     When the session's adapter for the URL is ampwrite's own and no proxy applies, attempts go
     straight to its urllib3 pool (`pool_key`); otherwise through the adapter's `send`, so a
     caller's adapters and proxies keep working.
     """
 
-    session: requests.Session
+    adapter: requests.adapters.BaseAdapter
     options: dict[str, Any]
     pool_key: tuple[dict[str, Any], dict[str, Any]] | None
-    base_url: str
     base_path: str
 
 
-def route_for(session: requests.Session, base_url: str, options: dict[str, Any]) -> Route:
+class RequestsTransport:
+    """Attempts over one `requests.Session`: ampwrite's own (`session=None`), or a caller's,
+    whose adapters, proxies, CA bundle and client certificate apply (it is never closed here).
+
+    Environment proxy and CA settings are read once per base URL, at its first use (or at
+    `prepare`). A loopback server is always reached directly: no proxy can reach this
+    machine's loopback, and a plain-http one would see the key in clear.
+    """
+
+    def __init__(self, session: requests.Session | None = None) -> None:
+        self.owns_session = session is None
+        self.session: requests.Session = session if session is not None else _new_session()
+        if session is not None:
+            install_deadline(session)
+        self._routes: dict[str, _Route] = {}
+
+    def prepare(self, base_url: str) -> TransportError | None:
+        """Work out now how to reach `base_url`; the error when its URL cannot be used."""
+        route = self._route(base_url)
+        return route if isinstance(route, TransportError) else None
+
+    def send(self, request: Request) -> Answer | TransportError:
+        """Send once and read the answer. A redirect is an answer like any other: it is never
+        followed, so the key never travels to another host. However slowly the server trickles,
+        the attempt ends `timeout.total` seconds after it started (on adapters whose pools
+        ampwrite set up)."""
+        route = self._route(request.base_url)
+        if isinstance(route, TransportError):
+            return route
+        headers = dict(request.headers)
+        if request.body is not None:
+            headers["Content-Length"] = str(len(request.body))
+        timeout = request.timeout
+        deadline = time.monotonic() + timeout.total
+        _attempt.deadline = deadline
+        try:
+            if route.pool_key is not None:
+                response = _urlopen(route, request, headers)
+            else:
+                response = _adapter_send(route, request, headers)
+        except Exception as exc:  # classified, never raised
+            return transport_error(exc)
+        finally:
+            _attempt.deadline = None
+        try:
+            answer = _read(response, request.max_bytes, deadline)
+        except Exception as exc:
+            answer = transport_error(exc)
+        if not isinstance(answer, Answer):
+            response.close()  # a half-read answer: the connection cannot be reused
+        response.release_conn()
+        return answer
+
+    def close(self) -> None:
+        """Close the session if ampwrite created it (a caller's session is left open)."""
+        if self.owns_session:
+            self.session.close()
+
+    def after_fork(self) -> None:
+        """Fresh pools, for a forked child: sockets must not be shared with the parent."""
+        if self.owns_session:
+            self.session = _new_session()
+        else:  # the child's copy of the caller's session: forget the parent's connections
+            for adapter in self.session.adapters.values():
+                adapter.close()
+        self._routes = {}
+
+    def _route(self, base_url: str) -> _Route | TransportError:
+        route = self._routes.get(base_url)
+        if route is None:
+            try:
+                route = _route_for(self.session, base_url)
+            except Exception as exc:  # no adapter for the scheme, a URL requests refuses
+                return transport_error(exc)
+            if len(self._routes) >= MAX_ROUTES:  # per-call server URLs: keep the cache bounded
+                self._routes.clear()
+            self._routes[base_url] = route
+        return route
+
+
+def _route_for(session: requests.Session, base_url: str) -> _Route:
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    proxies = settings["proxies"]
+    if is_loopback(urlsplit(base_url).hostname or ""):
+        proxies = {}
+    verify: bool | str = True if settings["verify"] is None else settings["verify"]
+    cert: str | tuple[str, str] | None = settings["cert"]
+    options = {"proxies": proxies, "verify": verify, "cert": cert}
     adapter = session.get_adapter(base_url)
     pool_key: tuple[Any, Any] | None = None
-    if type(adapter) is DeadlineAdapter and not select_proxy(base_url, options["proxies"]):
+    if type(adapter) is DeadlineAdapter and not select_proxy(base_url, proxies):
         probe = requests.PreparedRequest()
         probe.url = base_url
-        pool_key = adapter.build_connection_pool_key_attributes(
-            probe, options["verify"], options["cert"]
-        )
-    return Route(session, options, pool_key, base_url, urlsplit(base_url).path)
+        pool_key = adapter.build_connection_pool_key_attributes(probe, verify, cert)
+    return _Route(adapter, options, pool_key, urlsplit(base_url).path)
 
 
-def send_once(
-    route: Route,
-    path: str,
-    headers: dict[str, str],
-    body: bytes,
-    *,
-    timeout: Timeouts,
-    max_bytes: int,
-) -> Answer | TransportError:
-    """POST `body` to `path` (below the route's base URL) once and read the answer.
-
-    A redirect is an answer like any other: it is never followed, so the key never travels
-    to another host. The attempt as a whole ends `timeout.total` seconds after it started,
-    however slowly the server trickles (on adapters whose pools ampwrite set up).
-    """
-    headers["Content-Length"] = str(len(body))
-    deadline = time.monotonic() + timeout.total
-    _attempt.deadline = deadline
-    try:
-        if route.pool_key is not None:
-            response = _urlopen(route, path, headers, body, timeout)
-        else:
-            response = _adapter_send(route, path, headers, body, timeout)
-    except Exception as exc:  # classified, never raised
-        return transport_error(exc)
-    finally:
-        _attempt.deadline = None
-    try:
-        answer = _read(response, max_bytes, deadline)
-    except Exception as exc:
-        answer = transport_error(exc)
-    if not isinstance(answer, Answer):
-        response.close()  # a half-read answer: the connection cannot be reused
-    response.release_conn()
-    return answer
-
-
-def _urlopen(
-    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: Timeouts
-) -> urllib3.BaseHTTPResponse:
+def _urlopen(route: _Route, request: Request, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
     """Straight to the pool of ampwrite's adapter: no requests machinery on the way."""
-    adapter = route.session.get_adapter(route.base_url)
+    adapter = route.adapter
     assert isinstance(adapter, DeadlineAdapter) and route.pool_key is not None
     host_params, pool_kwargs = route.pool_key
     pool = adapter.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+    timeout = request.timeout
     response: urllib3.BaseHTTPResponse = pool.urlopen(
-        "POST",
-        route.base_path + path,
-        body=body,
+        request.method,
+        route.base_path + request.path,
+        body=request.body,
         headers=headers,
         redirect=False,
         assert_same_host=False,
@@ -189,18 +275,18 @@ def _urlopen(
 
 
 def _adapter_send(
-    route: Route, path: str, headers: dict[str, str], body: bytes, timeout: Timeouts
+    route: _Route, request: Request, headers: dict[str, str]
 ) -> urllib3.BaseHTTPResponse:
     """Through the session's adapter (yours, or through a proxy): no redirects, hooks or
     cookie jar on this path either."""
-    request = requests.PreparedRequest()
-    request.method = "POST"
-    request.url = route.base_url + path
-    request.headers = CaseInsensitiveDict(headers)
-    request.body = body
-    adapter = route.session.get_adapter(request.url)
-    response = adapter.send(
-        request, timeout=(timeout.connect, timeout.read), stream=True, **route.options
+    prepared = requests.PreparedRequest()
+    prepared.method = request.method
+    prepared.url = request.base_url + request.path
+    prepared.headers = CaseInsensitiveDict(headers)
+    prepared.body = request.body
+    timeout = request.timeout
+    response = route.adapter.send(
+        prepared, timeout=(timeout.connect, timeout.read), stream=True, **route.options
     )
     raw: urllib3.BaseHTTPResponse = response.raw
     return raw
@@ -215,23 +301,28 @@ def _read(
     """The whole body, decoded, if it is at most `max_bytes`; never holds more than that."""
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        return _failure(TOO_LARGE, f"the answer declares {declared} bytes, over {max_bytes}")
-    raw = response
+        return _failure(
+            FailureKind.TOO_LARGE, f"the answer declares {declared} bytes, over {max_bytes}"
+        )
     if declared is not None and declared.isdigit() and "Content-Encoding" not in response.headers:
-        body = raw.read(int(declared) + 1)  # the common case: one read of a known size
+        body = response.read(int(declared) + 1)  # the common case: one read of a known size
         if len(body) < int(declared):
-            return _failure(INTERRUPTED, f"the answer ended after {len(body)} of {declared} bytes")
+            return _failure(
+                FailureKind.INTERRUPTED, f"the answer ended after {len(body)} of {declared} bytes"
+            )
     else:
         parts = []
         size = 0
-        while part := raw.read(CHUNK, decode_content=True):
+        while part := response.read(CHUNK, decode_content=True):
             size += len(part)
             if size > max_bytes:  # stop here: the rest is never read
-                return _failure(TOO_LARGE, f"the answer is larger than {max_bytes} bytes")
+                return _failure(
+                    FailureKind.TOO_LARGE, f"the answer is larger than {max_bytes} bytes"
+                )
             parts.append(part)
         body = b"".join(parts)
     if time.monotonic() > deadline:
-        return _failure(TIMEOUT_READ, "the answer took longer than the timeout")
+        return _failure(FailureKind.READ_TIMEOUT, "the answer took longer than the timeout")
     return Answer(response.status, response.reason or "", response.headers, body)
 
 
@@ -239,9 +330,16 @@ def _read(
 #
 # requests' read timeout bounds each wait for bytes, not the whole answer: a server sending one
 # byte a second holds a call for ever. The deadline is enforced where bytes are read, without a
-# thread or a timer: `send_once` notes the attempt's deadline in a thread-local, the response
-# object that http.client creates for the answer picks it up, and each read from the socket
-# waits at most until the deadline.
+# thread or a timer: `send` notes the attempt's deadline in a thread-local; the response that
+# http.client creates for the answer reads the socket through a file whose every read waits at
+# most until that deadline.
+#
+# The one reliance on http.client: its `HTTPResponse(sock, ...)` reads the answer from
+# `sock.makefile("rb")`, and an HTTPConnection creates its answers with `response_class`. The
+# file here is made from the socket's own unbuffered `makefile`, so the socket's reference
+# counting (a connection closed while its last answer is still being read, as with
+# `Connection: close`) behaves exactly as it does for http.client. tests/test_framing.py pins
+# this for every framing, over HTTP and HTTPS.
 
 
 class _Attempt(threading.local):
@@ -251,36 +349,55 @@ class _Attempt(threading.local):
 _attempt = _Attempt()
 
 
-class _DeadlineSocketReader(io.RawIOBase):
-    """Reads a socket, each read waiting at most until the deadline."""
+class _DeadlineReader(io.RawIOBase):
+    """The socket's raw file, each read waiting at most until the deadline."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         super().__init__()
         self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
         self._deadline = deadline
-        self._gap = sock.gettimeout()
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int | None:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the attempt's deadline passed while reading the answer")
-        self._sock.settimeout(remaining if self._gap is None else min(remaining, self._gap))
-        return self._sock.recv_into(buffer)
+        gap = self._sock.gettimeout()
+        self._sock.settimeout(remaining if gap is None else min(remaining, gap))
+        try:
+            return self._raw.readinto(buffer)
+        finally:
+            self._sock.settimeout(gap)
+
+    def close(self) -> None:
+        self._raw.close()  # gives back the reference the file holds on the socket
+        super().close()
+
+
+class _DeadlineSocket:
+    """What `HTTPResponse` asks of a socket: a file to read the answer from."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        assert mode == "rb"
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
 
 
 class _DeadlineHTTPResponse(http.client.HTTPResponse):
     """http.client's response, reading under the attempt's deadline, and passing over interim
     1xx answers (102, 103, ...) as it already does for 100 Continue."""
 
-    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         deadline = _attempt.deadline
         if deadline is not None and isinstance(sock, socket.socket):
-            self.fp.close()  # releases the socket's reference from makefile()
-            self.fp = io.BufferedReader(_DeadlineSocketReader(sock, deadline))
+            sock = _DeadlineSocket(sock, deadline)
+        super().__init__(sock, *args, **kwargs)
 
     def _read_status(self) -> tuple[str, int, str]:
         while True:
@@ -337,3 +454,11 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         if type(manager) is urllib3.ProxyManager:
             manager.pool_classes_by_scheme = _POOL_CLASSES
         return manager
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session

@@ -7,18 +7,18 @@ and a forked child never reuses its parent's connections.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
 import requests
 
-from ._transport import DeadlineAdapter, Route, Timeouts, install_deadline, route_for
+from ._headers import API_KEY_HEADER, has_control_characters, header_issues, merge_headers
+from ._transport import RequestsTransport, Timeouts, is_loopback
 from ._version import __version__
 from .errors import ConfigurationError
 from .retries import RetryConfig
@@ -29,11 +29,9 @@ DEFAULT_SERVER_URL: Final = "https://write.withampersand.com/v1"
 DEFAULT_TIMEOUT: Final = (10.0, 60.0)
 """Seconds to connect, and seconds for the answer: an attempt takes 70 s at most."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
-POOL_SIZE: Final = 32
 
 ENV_API_KEY: Final = "AMPERSAND_API_KEY"
 ENV_SERVER_URL: Final = "AMPERSAND_SERVER_URL"
-API_KEY_HEADER: Final = "X-Api-Key"
 ACCEPT: Final = "application/json, application/problem+json, text/plain;q=0.9"
 USER_AGENT: Final = (
     f"ampwrite/{__version__} python/{sys.version_info[0]}.{sys.version_info[1]} "
@@ -42,13 +40,6 @@ USER_AGENT: Final = (
 
 Timeout: TypeAlias = float | tuple[float, float]
 ApiKey: TypeAlias = str | Callable[[], str]
-
-_FORBIDDEN_IN_HEADERS: Final = ("\r", "\n", "\0")
-
-
-def has_control_characters(text: str) -> bool:
-    """True when `text` holds CR, LF or NUL, which could split or end an HTTP header."""
-    return any(c in text for c in _FORBIDDEN_IN_HEADERS)
 
 
 def check_api_key(key: object) -> str | ConfigurationError:
@@ -83,33 +74,31 @@ def check_timeout(timeout: object) -> Timeouts | ConfigurationError:
     return Timeouts(connect, read, connect + read if isinstance(timeout, tuple) else read)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_server_url(url: object, *, allow_insecure_http: bool) -> str | ConfigurationError:
-    """The URL without a trailing slash, or why ampwrite will not send the key there."""
+def check_server_url(
+    url: object, *, allow_insecure_http: bool, name: str = "server_url"
+) -> str | ConfigurationError:
+    """The URL without a trailing slash, or why ampwrite will not send the key there.
+    `name` says where the URL came from (the argument, or an environment variable)."""
     if not isinstance(url, str) or not url:
-        return ConfigurationError(f"server_url must be a non-empty string, got {url!r}")
+        return ConfigurationError(f"{name} must be a non-empty string, got {url!r}")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return ConfigurationError(
+            f"{name} {url!r} contains whitespace or control characters; "
+            "a URL has none (check for a stray space or newline)"
+        )
     try:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        return ConfigurationError(f"server_url {url!r} is not a valid URL: {exc}")
+        return ConfigurationError(f"{name} {url!r} is not a valid URL: {exc}")
     if parts.scheme not in ("http", "https") or not host:
-        return ConfigurationError(f"server_url must be an http(s) URL with a host, got {url!r}")
+        return ConfigurationError(f"{name} must be an http(s) URL with a host, got {url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         return ConfigurationError(
-            "server_url must not carry a query, a fragment or credentials; "
-            "pass the API key as api_key"
+            f"{name} must not carry a query, a fragment or credentials; pass the API key as api_key"
         )
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(host):
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         return ConfigurationError(
             f"refusing plain http:// to {host}: the API key would travel unencrypted; "
             "use https:// or pass allow_insecure_http=True"
@@ -128,6 +117,10 @@ class Core:
     - `retries`: the default `RetryConfig` of every call.
     - `session`: a `requests.Session` of yours (its adapters, proxies, CA bundle and headers
       apply; ampwrite never closes it). Environment proxy and CA settings are read once, here.
+      A loopback server is always reached directly, never through a proxy. Session headers
+      that ampwrite sets itself (`Host`, `Content-Length`, `Transfer-Encoding`, `TE`,
+      `Trailer`, `Upgrade`) are refused; its `X-Api-Key` and requests' default
+      `Connection: keep-alive` are not sent.
     - `allow_insecure_http`: permit `http://` to a host other than loopback.
     - `max_response_bytes`: answers larger than this are not read (a `TransportError`).
     - `sleep`, `clock`, `rand`: the waiting, timing and jitter of retries, injectable for tests.
@@ -159,9 +152,11 @@ class Core:
             checked_key = check_api_key(api_key)
             if isinstance(checked_key, ConfigurationError):
                 raise checked_key
+        url_name = "server_url"
         if server_url is None:
+            url_name = ENV_SERVER_URL
             server_url = os.environ.get(ENV_SERVER_URL) or DEFAULT_SERVER_URL
-        url = check_server_url(server_url, allow_insecure_http=allow_insecure_http)
+        url = check_server_url(server_url, allow_insecure_http=allow_insecure_http, name=url_name)
         if isinstance(url, ConfigurationError):
             raise url
         checked_timeout = check_timeout(timeout)
@@ -180,50 +175,46 @@ class Core:
         self.sleep = sleep
         self.clock = clock
         self.rand = rand
-        self._owns_session = session is None
-        self.session: requests.Session = session if session is not None else _new_session()
-        if session is not None:
-            install_deadline(session)
+        self.transport = RequestsTransport(session)
         self._prepare()
         _LIVE_CORES.add(self)
+
+    @property
+    def session(self) -> requests.Session:
+        """The `requests.Session` every call goes through (yours, if you passed one)."""
+        return self.transport.session
 
     # -- what each call needs, resolved once ---------------------------------------------------
 
     def _prepare(self) -> None:
-        """What every call needs from the session, worked out once: the route to the server
-        and the constant request headers."""
-        options, self.base_headers = self._resolve_session_settings(self.server_url)
-        self._route = route_for(self.session, self.server_url, options)
+        """What every call needs from the session, worked out once: the way to the server
+        and the constant request headers. Raises ConfigurationError."""
+        self.base_headers = self._constant_headers()
+        unusable = self.transport.prepare(self.server_url)
+        if unusable is not None:
+            raise ConfigurationError(f"server_url {self.server_url!r} cannot be used: {unusable}")
 
-    def _resolve_session_settings(self, url: str) -> tuple[dict[str, Any], dict[str, str]]:
-        """Proxies, CA bundle and client certificate from the session and the environment
-        (read now, not per call), and the constant request headers."""
-        settings = self.session.merge_environment_settings(url, {}, None, None, None)
-        options = {
-            "proxies": settings["proxies"],
-            "verify": settings["verify"],
-            "cert": settings["cert"],
-        }
+    def _constant_headers(self) -> dict[str, str]:
         ours = {
             "User-Agent": USER_AGENT,
             "Accept": ACCEPT,
             "Accept-Encoding": "gzip, deflate",
             "Content-Type": "application/json",
         }
-        if self._owns_session:
-            return options, ours
+        if self.transport.owns_session:
+            return ours
         theirs = {
-            name: value
+            name: value.decode("latin-1") if isinstance(value, bytes) else value
             for name, value in self.session.headers.items()
-            if isinstance(value, str) and name.lower() != API_KEY_HEADER.lower()
+            if name.lower() != API_KEY_HEADER.lower()
+            and not (name.lower() == "connection" and value == "keep-alive")
         }
-        return options, merge_headers(theirs, ours)
-
-    def route(self, url: str) -> Route:
-        """How to reach the server at `url` (worked out once for the Core's own server)."""
-        if url == self.server_url:
-            return self._route
-        return route_for(self.session, url, self._resolve_session_settings(url)[0])
+        issues = header_issues(theirs, "session.headers")
+        if issues:
+            raise ConfigurationError(
+                "the session's headers cannot be sent: " + "; ".join(map(str, issues))
+            )
+        return merge_headers(theirs, ours)
 
     def api_key(self) -> str | ConfigurationError:
         """The key to send now; a callable key is asked each time."""
@@ -239,8 +230,7 @@ class Core:
 
     def close(self) -> None:
         """Close the session if ampwrite created it (a caller's session is left open)."""
-        if self._owns_session:
-            self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> Core:
         return self
@@ -250,23 +240,18 @@ class Core:
 
     def _renew_session(self) -> None:
         """Fresh pools, for a forked child: sockets must not be shared with the parent."""
-        if self._owns_session:
-            self.session = _new_session()
-        else:  # the child's copy of the caller's session: forget the parent's connections
-            for adapter in self.session.adapters.values():
-                adapter.close()
+        self.transport.after_fork()
         self._prepare()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for transient in ("session", "_route", "base_headers", "_owns_session"):
+        for transient in ("transport", "base_headers"):
             state.pop(transient)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._owns_session = True
-        self.session = _new_session()
+        self.transport = RequestsTransport()
         self._prepare()
         _LIVE_CORES.add(self)
 
@@ -275,14 +260,6 @@ class Core:
             f"Core(server_url={self.server_url!r}, timeout={self.timeout!r}, "
             f"retries={self.retries!r})"
         )
-
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 _LIVE_CORES: weakref.WeakSet[Core] = weakref.WeakSet()
@@ -295,12 +272,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    """`base` with `extra` on top: a name in `extra` replaces that name in `base`, whatever
-    the case of either."""
-    replaced = {name.lower() for name in extra}
-    merged = {name: value for name, value in base.items() if name.lower() not in replaced}
-    merged.update(extra)
-    return merged

@@ -19,6 +19,7 @@ No error message or repr contains the API key.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -32,6 +33,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "FailureKind",
     "RateLimitError",
     "RequestTimeoutError",
     "RequestValidationError",
@@ -243,22 +245,58 @@ class ResponseValidationError(AmpWriteError):
         self.body = body
 
 
+class FailureKind(str, enum.Enum):
+    """Why there was no usable answer. Each value equals its string ("connect", ...)."""
+
+    CONNECT = "connect"
+    """The connection was refused or the host unreachable: nothing was sent."""
+    CONNECT_TIMEOUT = "connect-timeout"
+    """Connecting took longer than the connect timeout: nothing was sent."""
+    READ_TIMEOUT = "read-timeout"
+    """The request was sent and the answer took too long: it may have been processed."""
+    TLS = "tls"
+    """The TLS handshake failed (a certificate, a protocol): nothing was sent."""
+    INTERRUPTED = "interrupted"
+    """The connection was reset, closed or cut short after the request was sent."""
+    TOO_LARGE = "too-large"
+    """The answer was over the size limit and was not read."""
+    INVALID = "invalid"
+    """A URL or header that cannot be sent: nothing was sent."""
+
+    @property
+    def maybe_sent(self) -> bool:
+        """Whether a failure of this kind may come after the server processed the request."""
+        return self in (FailureKind.READ_TIMEOUT, FailureKind.INTERRUPTED, FailureKind.TOO_LARGE)
+
+    @property
+    def is_timeout(self) -> bool:
+        return self in (FailureKind.CONNECT_TIMEOUT, FailureKind.READ_TIMEOUT)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class TransportError(AmpWriteError):
     """No usable answer: connection refused or reset, TLS failure, truncated or oversized body.
 
     `maybe_sent` is False only when ampwrite knows the request never reached the server, so a
-    retry cannot write twice. `kind` names the failure: "connect" (refused, unreachable),
-    "connect-timeout", "read-timeout", "tls", "interrupted" (reset, closed or truncated
-    answer), "too-large" (the answer was over the size limit), "invalid" (a URL or header
-    that cannot be sent).
+    retry cannot write twice. `kind` (a `FailureKind`, equal to its string) names the failure:
+    "connect" (refused, unreachable), "connect-timeout", "read-timeout", "tls", "interrupted"
+    (reset, closed or truncated answer), "too-large" (the answer was over the size limit),
+    "invalid" (a URL or header that cannot be sent).
     """
 
     def __init__(
-        self, message: str, *, maybe_sent: bool, kind: str = "interrupted", attempts: int = 1
+        self,
+        message: str,
+        *,
+        maybe_sent: bool,
+        kind: FailureKind | str = FailureKind.INTERRUPTED,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message, attempts=attempts)
         self.maybe_sent = maybe_sent
-        self.kind = kind
+        self.kind = FailureKind(kind)
 
 
 class RequestTimeoutError(TransportError):

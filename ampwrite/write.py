@@ -11,51 +11,27 @@ It never raises for anything the network, the server or the caller's data does.
 from __future__ import annotations
 
 import json
-import logging
-import random
-import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote
 
-from ._answers import decode_answer
-from ._transport import NOT_SENT, TIMEOUT_CONNECT, Answer, Route, Timeouts, send_once
+from ._headers import API_KEY_HEADER, header_issues, merge_headers
+from ._send import send_with_retries
+from ._transport import Request, Timeouts
 from ._validate import Checked, check_request, show, unencodable
-from ._wire import to_wire
-from .core import API_KEY_HEADER, Core, Timeout, check_server_url, check_timeout, merge_headers
-from .core import has_control_characters as _has_control_characters
+from ._wire import decode_write_response, to_wire
+from .core import Core, Timeout, check_server_url, check_timeout
 from .errors import (
     AmpWriteError,
-    APIError,
     ConfigurationError,
     RequestValidationError,
-    TransportError,
     ValidationIssue,
 )
 from .models import WriteRecordsRequest, WriteResponse
-from .result import Err, Ok, Result
-from .retries import RetryConfig, parse_retry_after
+from .result import Err, Result
+from .retries import RetryConfig
 
 __all__ = ["write_records"]
-
-log = logging.getLogger("ampwrite")
-
-RESERVED_HEADERS: Final = frozenset(
-    {
-        API_KEY_HEADER.lower(),
-        "content-length",
-        "host",
-        "transfer-encoding",
-        "connection",
-        "te",
-        "trailer",
-        "upgrade",
-    }
-)
-_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_AMBIGUOUS_KINDS: Final = frozenset({"read-timeout", "interrupted"})
-MIN_ATTEMPT_SECONDS: Final = 1.0
-"""A retry is not started with less than this left of max_elapsed_time (or a tenth of it)."""
 
 
 def write_records(
@@ -96,7 +72,12 @@ def write_records(
         merge_headers(core.base_headers, headers) if headers else dict(core.base_headers)
     )
     request_headers[API_KEY_HEADER] = key
-    return _send(core, config, call_timeout, path, request_headers, body, key, core.route(base_url))
+    attempt = Request(
+        "POST", base_url, path, request_headers, body, call_timeout, core.max_response_bytes
+    )
+    return send_with_retries(
+        core, attempt, secret=key, retries=config, decode=decode_write_response
+    )
 
 
 # -- stage 1 ------------------------------------------------------------------------------------
@@ -114,40 +95,11 @@ def _validate(request: object, headers: Mapping[str, str] | None) -> Checked | A
     except Exception as exc:  # the caller's own mapping or object failed while being read
         reason = f"could not be read: {show(exc, 200)}"
         return RequestValidationError((ValidationIssue("", reason),))
-    header_issues = _header_issues(headers)
-    if isinstance(checked, tuple) or header_issues:
-        issues = (checked if isinstance(checked, tuple) else ()) + header_issues
+    header_issues_found = header_issues(headers)
+    if isinstance(checked, tuple) or header_issues_found:
+        issues = (checked if isinstance(checked, tuple) else ()) + header_issues_found
         return RequestValidationError(issues)
     return checked
-
-
-def _header_issues(headers: object) -> tuple[ValidationIssue, ...]:
-    if headers is None:
-        return ()
-    if not isinstance(headers, Mapping):
-        return (ValidationIssue("headers", f"expected a mapping, got {type(headers).__name__}"),)
-    issues = []
-    for name, value in headers.items():
-        path = f"headers[{show(name)}]"
-        if not isinstance(name, str) or not isinstance(value, str):
-            issues.append(ValidationIssue(path, "header names and values must be strings"))
-        elif not _TOKEN.fullmatch(name):
-            issues.append(ValidationIssue(path, "is not a valid header name (RFC 9110 token)"))
-        elif _has_control_characters(value):
-            issues.append(ValidationIssue(path, "value must not contain CR, LF or NUL characters"))
-        elif not _is_latin1(value):
-            issues.append(ValidationIssue(path, "value must be Latin-1 text"))
-        elif name.lower() in RESERVED_HEADERS:
-            issues.append(ValidationIssue(path, "is set by ampwrite and cannot be replaced"))
-    return tuple(issues)
-
-
-def _is_latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _call_settings(
@@ -185,88 +137,3 @@ def _path(checked: Checked) -> str:
         f"/integrations/{_segment(checked.integration_id)}"
         f"/objects/{_segment(checked.object_name)}"
     )
-
-
-# -- stage 3 ------------------------------------------------------------------------------------
-
-
-def _send(
-    core: Core,
-    config: RetryConfig,
-    timeout: Timeouts,
-    path: str,
-    headers: dict[str, str],
-    body: bytes,
-    key: str,
-    route: Route,
-) -> Result[WriteResponse, AmpWriteError]:
-    started = core.clock()
-    attempt = 0
-    attempt_timeout = timeout
-    while True:
-        attempt += 1
-        attempt_started = core.clock()
-        outcome = send_once(
-            route, path, headers, body, timeout=attempt_timeout, max_bytes=core.max_response_bytes
-        )
-        if isinstance(outcome, Answer):
-            result = decode_answer(outcome, attempts=attempt, secret=key)
-            status = str(outcome.status)
-        else:
-            outcome.attempts = attempt
-            result = Err(outcome)
-            status = f"no answer ({outcome.kind})"
-        if log.isEnabledFor(logging.DEBUG):
-            elapsed_ms = (core.clock() - attempt_started) * 1000
-            url = route.base_url + path
-            log.debug("POST %s -> %s in %.1f ms (attempt %d)", url, status, elapsed_ms, attempt)
-        if isinstance(result, Ok):
-            return result
-        wait = _retry_wait(core, config, result.error, attempt, started, timeout)
-        if wait is None:
-            return result
-        log.debug("retrying in %.2f s after %s", wait, status)
-        core.sleep(wait)
-        # a retry may only use what is left of max_elapsed_time
-        left = config.max_elapsed_time - (core.clock() - started)
-        attempt_timeout = Timeouts(*(min(part, left) for part in timeout))
-
-
-def _retry_wait(
-    core: Core,
-    config: RetryConfig,
-    error: AmpWriteError,
-    attempt: int,
-    started: float,
-    timeout: Timeouts,
-) -> float | None:
-    """Seconds to wait before the next attempt, or None to stop and return `error`."""
-    if attempt >= config.max_attempts:
-        return None
-    server_wait: float | None = None
-    if isinstance(error, APIError):
-        if not config.retries_status(error.status):
-            return None
-        problem_after = error.problem.retry_after if error.problem else None
-        server_wait = parse_retry_after(error.headers, problem_after)
-    elif isinstance(error, TransportError):
-        never_sent = error.kind in (NOT_SENT, TIMEOUT_CONNECT)
-        ambiguous = error.kind in _AMBIGUOUS_KINDS
-        if not (
-            (never_sent and config.retry_connection_errors)
-            or (ambiguous and config.retry_ambiguous)
-        ):
-            return None
-    else:
-        return None
-    if server_wait is not None:
-        if server_wait > config.max_retry_after:  # not worth a retry before the server's time
-            return None
-        wait = server_wait
-    else:
-        wait = config.backoff(attempt, core.rand or random.random)
-    left_after_wait = config.max_elapsed_time - (core.clock() - started + wait)
-    enough = min(MIN_ATTEMPT_SECONDS, timeout.total, config.max_elapsed_time / 10)
-    if left_after_wait < enough:
-        return None
-    return wait

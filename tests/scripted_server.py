@@ -3,8 +3,10 @@
 Each connection is served by its own thread; each request gets the next scripted reply (or
 the default one). A reply is `Reply(status, headers, body)`, raw bytes written as they are, or
 an action: `RESET` (close with a TCP reset, no answer), `CLOSE` (close quietly, no answer),
-`Stall(seconds)` (say nothing for that long, then close) or `Trickle(data, interval)` (send
-bytes one at a time).
+`Stall(seconds)` (say nothing for that long, then close), `Trickle(data, interval)` (send
+bytes one at a time) or `Framed(...)` (an answer in a chosen framing: Content-Length, chunked
+or read until close, `Connection: close`, HTTP/1.0, the body after a delay). With `tls=True`
+the server speaks HTTPS with the certificate in tests/tls (`CA_FILE` verifies it).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -50,6 +54,60 @@ def json_reply(
     return Reply(status, tuple(headers), json.dumps(payload).encode(), content_type)
 
 
+FRAMINGS: Final = ("length", "chunked", "until-close")
+
+
+@attrs.frozen
+class Framed:
+    """An answer framed as `framing` says: "length" (Content-Length), "chunked" or
+    "until-close" (neither: the body ends when the server closes). `close` adds
+    `Connection: close`; `http10` answers as HTTP/1.0; the body follows the headers after
+    `delay` seconds (in two writes, `delay` apart, when chunked)."""
+
+    status: int
+    body: bytes
+    framing: str = "length"
+    close: bool = False
+    http10: bool = False
+    delay: float = 0.0
+    content_type: str = "application/json"
+
+    @property
+    def keeps_alive(self) -> bool:
+        return not (self.close or self.http10 or self.framing == "until-close")
+
+    def send(self, conn: socket.socket) -> None:
+        version = "HTTP/1.0" if self.http10 else "HTTP/1.1"
+        lines = [f"{version} {self.status} Framed", f"Content-Type: {self.content_type}"]
+        if self.framing == "length":
+            lines.append(f"Content-Length: {len(self.body)}")
+        elif self.framing == "chunked":
+            lines.append("Transfer-Encoding: chunked")
+        if self.close:
+            lines.append("Connection: close")
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if self.framing != "chunked":
+            time.sleep(self.delay)
+            conn.sendall(self.body)
+            return
+        half = len(self.body) // 2
+        for part in (self.body[:half], self.body[half:]):
+            time.sleep(self.delay)
+            conn.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        conn.sendall(b"0\r\n\r\n")
+
+
+TLS_DIR: Final = os.path.join(os.path.dirname(__file__), "tls")
+CA_FILE: Final = os.path.join(TLS_DIR, "cert.pem")
+"""The self-signed certificate of `ScriptedServer(tls=True)` (127.0.0.1 and localhost)."""
+
+
+def _server_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CA_FILE, os.path.join(TLS_DIR, "key.pem"))
+    return context
+
+
 @attrs.frozen
 class Stall:
     seconds: float
@@ -67,7 +125,7 @@ class Trickle:
 RESET: Final = "reset"
 CLOSE: Final = "close"
 
-Action = Reply | bytes | Stall | Trickle | str | Callable[[socket.socket], None]
+Action = Reply | Framed | bytes | Stall | Trickle | str | Callable[[socket.socket], None]
 
 
 @attrs.frozen
@@ -94,15 +152,16 @@ DEFAULT_REPLY: Final = json_reply(
 class ScriptedServer:
     """`with ScriptedServer() as server: server.script(...); ... server.received`."""
 
-    def __init__(self, default: Action = DEFAULT_REPLY) -> None:
+    def __init__(self, default: Action = DEFAULT_REPLY, *, tls: bool = False) -> None:
         self.default = default
+        self._tls = _server_context() if tls else None
         self.received: list[Received] = []
         self.connections = 0
         self._script: collections.deque[Action] = collections.deque()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/v1"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
@@ -134,6 +193,14 @@ class ScriptedServer:
                 return
             self.connections += 1
             self._conns.append(conn)
+            if self._tls is not None:
+                try:
+                    conn.settimeout(5)
+                    conn = self._tls.wrap_socket(conn, server_side=True)
+                    conn.settimeout(None)
+                except OSError:
+                    conn.close()
+                    continue
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -197,6 +264,9 @@ class ScriptedServer:
         if isinstance(action, Reply):
             conn.sendall(action.encode())
             return True
+        if isinstance(action, Framed):
+            action.send(conn)
+            return action.keeps_alive
         if isinstance(action, bytes):  # raw bytes end the connection once written
             conn.sendall(action)
             return False

@@ -262,14 +262,14 @@ def test_environment_proxies_are_read_once_and_apply(monkeypatch: pytest.MonkeyP
         for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-        core = Core(API_KEY, server_url="http://127.0.0.1:9/v1")
+        core = Core(API_KEY, server_url="http://api.example.test/v1", allow_insecure_http=True)
         monkeypatch.delenv("HTTP_PROXY")  # read when the Core was made, not per call
         result = write_records(core, single())
 
     assert isinstance(result, Ok)
     assert (
         proxy.received[0].path
-        == "http://127.0.0.1:9/v1/projects/proj/integrations/int-1/objects/contacts"
+        == "http://api.example.test/v1/projects/proj/integrations/int-1/objects/contacts"
     )
 
 

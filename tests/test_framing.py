@@ -1,0 +1,110 @@
+"""Every way an answer can be framed decodes right: Content-Length, chunked or read until
+close; with `Connection: close` or HTTP/1.0; the body with the headers or after them; over
+HTTP and HTTPS; on ampwrite's own session and on a caller's. The same Core then writes again,
+so the connection (kept alive or closed) is left in a state the next attempt can use.
+
+The whole-attempt deadline rests on http.client creating its response from the connection's
+socket with `makefile("rb")`; this table pins that reliance for each framing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from ampwrite import Core, Err, Ok, RetryConfig, write_records
+from ampwrite.errors import ServerError, WriteFailedError
+from ampwrite.models import SingleWriteResponse
+from tests.conftest import API_KEY
+from tests.requests_data import single
+from tests.scripted_server import CA_FILE, FRAMINGS, Framed, ScriptedServer
+
+BODIES = {
+    200: {"operationId": "op-f", "result": {"success": True, "recordId": "rec-f"}},
+    422: {
+        "operationId": "op-f",
+        "errors": [{"message": "email is taken"}],
+        "result": {"success": False},
+    },
+    503: {"title": "Unavailable", "detail": "try later", "status": 503},
+}
+SHAPES = [
+    pytest.param(
+        framing, close, http10, id=f"{framing}{'-close' if close else ''}{'-1.0' if http10 else ''}"
+    )
+    for framing in FRAMINGS
+    for close in (False, True)
+    for http10 in (False, True)
+    if not (framing == "chunked" and http10)  # HTTP/1.0 has no chunked framing
+]
+
+
+@pytest.fixture(params=["http", "https"])
+def scheme(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def tls_server(scheme: str) -> Iterator[ScriptedServer]:
+    with ScriptedServer(tls=scheme == "https") as scripted:
+        yield scripted
+
+
+@pytest.fixture(params=["own session", "caller's session"])
+def framed_core(
+    request: pytest.FixtureRequest,
+    tls_server: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Core]:
+    session = None
+    if request.param == "caller's session":
+        session = requests.Session()
+        session.verify = CA_FILE
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests lets them win
+            monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", CA_FILE)  # read once, by Core()
+    with Core(
+        API_KEY,
+        server_url=tls_server.url,
+        timeout=(2.0, 2.0),
+        retries=RetryConfig.none(),
+        session=session,
+    ) as configured:
+        yield configured
+    if session is not None:
+        session.close()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05], ids=["together", "body-later"])
+@pytest.mark.parametrize(("framing", "close", "http10"), SHAPES)
+@pytest.mark.parametrize("status", [200, 422, 503])
+def test_each_framing_decodes_and_the_next_write_works(
+    tls_server: ScriptedServer,
+    framed_core: Core,
+    status: int,
+    framing: str,
+    close: bool,
+    http10: bool,
+    delay: float,
+) -> None:
+    body = json.dumps(BODIES[status]).encode()
+    tls_server.script(Framed(status, body, framing, close=close, http10=http10, delay=delay))
+    result = write_records(framed_core, single())
+    if status == 200:
+        assert isinstance(result, Ok), result
+        assert isinstance(result.value, SingleWriteResponse)
+        assert result.value.result is not None and result.value.result.record_id == "rec-f"
+    else:
+        assert isinstance(result, Err)
+        expected = WriteFailedError if status == 422 else ServerError
+        assert type(result.error) is expected, repr(result.error)
+        assert result.error.status == status
+    # the default reply: the connection was either reused or replaced cleanly
+    again = write_records(framed_core, single())
+    assert isinstance(again, Ok), again
+    keeps_alive = not (close or http10 or framing == "until-close")
+    assert tls_server.connections == (1 if keeps_alive else 2)

@@ -1,0 +1,166 @@
+"""What a server's words, a URL, a proxy or a caller's session must not be able to do: leak
+the key, raise out of the functional API, carry the key in clear, or break the framing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from ampwrite import Core, Err, Ok, RetryConfig, write_records
+from ampwrite.cli import main
+from ampwrite.errors import APIError, ConfigurationError, TransportError
+from tests.conftest import API_KEY
+from tests.requests_data import single, write_argv
+from tests.scripted_server import ScriptedServer
+
+EXIT_USAGE = 2
+
+# -- the key in a server's words ------------------------------------------------------------------
+
+
+def _everything_said(error: object) -> str:
+    parts = [str(error), repr(error)]
+    if isinstance(error, APIError):
+        parts += [error.body, repr(dict(error.headers)), json.dumps(list(error.headers))]
+    return "\n".join(parts)
+
+
+def _call(server: ScriptedServer, answer: bytes) -> object:
+    server.script(answer)
+    with Core(API_KEY, server_url=server.url, retries=RetryConfig.none()) as core:
+        result = write_records(core, single())
+    assert isinstance(result, Err)
+    return result.error
+
+
+def test_a_key_echoed_in_the_reason_phrase_is_redacted(server: ScriptedServer) -> None:
+    error = _call(server, f"HTTP/1.1 400 {API_KEY}\r\nContent-Length: 0\r\n\r\n".encode())
+    assert isinstance(error, APIError) and error.status == 400
+    assert API_KEY not in _everything_said(error)
+    assert "***" in str(error)
+
+
+def test_a_key_echoed_as_a_header_name_is_redacted(server: ScriptedServer) -> None:
+    answer = f"HTTP/1.1 400 Bad\r\n{API_KEY}: yes\r\nX-Echo: {API_KEY}\r\nContent-Length: 0\r\n\r\n"
+    error = _call(server, answer.encode())
+    assert isinstance(error, APIError)
+    assert API_KEY not in _everything_said(error)
+    assert error.headers["***"] == "yes" and error.headers["x-echo"] == "***"
+
+
+def test_a_key_in_a_malformed_status_line_is_redacted(server: ScriptedServer) -> None:
+    error = _call(server, f"HTTP/1.1 4xx {API_KEY}\r\n\r\n".encode())
+    assert isinstance(error, TransportError)
+    assert API_KEY not in _everything_said(error)
+
+
+def test_the_cli_prints_no_echoed_key(
+    server: ScriptedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.script(f"HTTP/1.1 400 {API_KEY}\r\n{API_KEY}: 1\r\nContent-Length: 0\r\n\r\n".encode())
+    main(write_argv(server.url, API_KEY, "--record", "{}"))
+    captured = capsys.readouterr()
+    assert captured.out or captured.err
+    assert API_KEY not in captured.out + captured.err
+
+
+# -- server URLs with whitespace or control characters ---------------------------------------------
+
+
+BAD_URLS = [" http://127.0.0.1:1/v1", "\thttp://127.0.0.1:1/v1", "http://127.0.0.1:1/v1\n", "\x00"]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_server_url_with_whitespace_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="whitespace or control characters"):
+        Core(API_KEY, server_url=url)
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_per_call_server_url_with_whitespace_is_an_error_value(
+    url: str, core: Core, server: ScriptedServer
+) -> None:
+    result = write_records(core, single(), server_url=url)
+    assert isinstance(result, Err) and isinstance(result.error, ConfigurationError)
+    assert server.received == []
+
+
+def test_the_environment_server_url_is_named_when_it_is_unusable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AMPERSAND_SERVER_URL", " http://127.0.0.1:1/v1")
+    with pytest.raises(ConfigurationError, match="AMPERSAND_SERVER_URL"):
+        Core(API_KEY)
+
+
+def test_the_cli_explains_a_server_url_with_whitespace(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = main(write_argv(" http://127.0.0.1:1/v1", API_KEY, "--record", "{}"))
+    captured = capsys.readouterr()
+    assert status == EXIT_USAGE
+    assert "whitespace" in captured.err and "Traceback" not in captured.err
+
+
+# -- proxies never see a loopback server's traffic ---------------------------------------------
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ScriptedServer() as scripted:
+        yield scripted
+
+
+def test_an_environment_proxy_is_not_used_for_a_loopback_server(
+    proxy: ScriptedServer, server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+    with Core(API_KEY, server_url=server.url) as core:
+        assert isinstance(write_records(core, single()), Ok)
+    assert proxy.received == [] and len(server.received) == 1
+
+
+def test_a_sessions_proxy_is_not_used_for_a_loopback_server(
+    proxy: ScriptedServer, server: ScriptedServer
+) -> None:
+    session = requests.Session()
+    session.proxies = {"http": f"http://127.0.0.1:{proxy.port}"}
+    with Core(API_KEY, server_url=server.url, session=session) as core:
+        assert isinstance(write_records(core, single()), Ok)
+    assert proxy.received == [] and len(server.received) == 1
+
+
+# -- a caller's session headers follow the per-call header rules -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Transfer-Encoding", "chunked"),
+        ("Host", "elsewhere.example"),
+        ("Content-Length", "5"),
+        ("Upgrade", "h2c"),
+        ("X-Split", "a\r\nX-Injected: 1"),
+    ],
+)
+def test_a_session_header_ampwrite_cannot_send_is_refused(
+    name: str, value: str, server: ScriptedServer
+) -> None:
+    session = requests.Session()
+    session.headers[name] = value
+    with pytest.raises(ConfigurationError, match=rf"session\.headers\['{name}'\]"):
+        Core(API_KEY, server_url=server.url, session=session)
+    assert server.received == []
+
+
+def test_requests_default_session_headers_are_accepted(server: ScriptedServer) -> None:
+    session = requests.Session()  # Connection: keep-alive among its defaults
+    with Core(API_KEY, server_url=server.url, session=session) as core:
+        assert isinstance(write_records(core, single()), Ok)
+    assert server.received[0].count("Connection") <= 1
