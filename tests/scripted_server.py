@@ -4,8 +4,9 @@ Each connection is served by its own thread; each request gets the next scripted
 the default one). A reply is `Reply(status, headers, body)`, raw bytes written as they are, or
 an action: `RESET` (close with a TCP reset, no answer), `CLOSE` (close quietly, no answer),
 `Stall(seconds)` (say nothing for that long, then close), `Trickle(data, interval)` (send
-bytes one at a time) or `Framed(...)` (an answer in a chosen framing: Content-Length, chunked
-or read until close, `Connection: close`, HTTP/1.0, the body after a delay). With `tls=True`
+bytes one at a time), `Delayed(parts, delay)` (raw parts, `delay` apart, then close) or
+`Framed(...)` (an answer in a chosen framing: Content-Length, chunked or read until close,
+`Connection: close`, HTTP/1.0, the body after a delay). With `tls=True`
 the server speaks HTTPS with the certificate in tests/tls (`CA_FILE` verifies it).
 """
 
@@ -109,6 +110,14 @@ def _server_context() -> ssl.SSLContext:
 
 
 @attrs.frozen
+class Delayed:
+    """Send `parts` one after another, `delay` seconds apart, then close."""
+
+    parts: tuple[bytes, ...]
+    delay: float = 0.0
+
+
+@attrs.frozen
 class Stall:
     seconds: float
 
@@ -125,7 +134,7 @@ class Trickle:
 RESET: Final = "reset"
 CLOSE: Final = "close"
 
-Action = Reply | Framed | bytes | Stall | Trickle | str | Callable[[socket.socket], None]
+Action = Reply | Framed | Delayed | bytes | Stall | Trickle | str | Callable[[socket.socket], None]
 
 
 @attrs.frozen
@@ -267,6 +276,12 @@ class ScriptedServer:
         if isinstance(action, Framed):
             action.send(conn)
             return action.keeps_alive
+        if isinstance(action, Delayed):
+            for index, part in enumerate(action.parts):
+                if index:
+                    time.sleep(action.delay)
+                conn.sendall(part)
+            return False
         if isinstance(action, bytes):  # raw bytes end the connection once written
             conn.sendall(action)
             return False

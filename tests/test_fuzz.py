@@ -2,9 +2,11 @@
 
 A loopback server answers with whatever hypothesis draws: any status from 100 to 599, any
 content type, random, truncated or deeply nested JSON, invalid UTF-8, empty bodies, bogus
-`Retry-After` values, a body shorter than its `Content-Length`, or a reset or close mid-answer.
-`Ok` must come only from a 2xx whose body fits the contract. CI runs a fixed seed; set
-AMPWRITE_FUZZ_EXAMPLES to run more.
+`Retry-After` values, a body shorter than its `Content-Length`, or a reset or close mid-answer;
+framed by Content-Length, chunked or read until close, with or without `Connection: close`, as
+HTTP/1.1 or HTTP/1.0, the body sent with the headers or after them.
+`Ok` must come only from a 2xx whose body fits the contract, and always from one. CI runs a
+fixed seed; set AMPWRITE_FUZZ_EXAMPLES to run more.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +27,7 @@ from ampwrite._wire import decode_write_response
 from ampwrite.errors import AmpWriteError
 from tests.conftest import API_KEY
 from tests.requests_data import single
-from tests.scripted_server import CLOSE, RESET, Action, ScriptedServer
+from tests.scripted_server import CLOSE, RESET, Action, Delayed, ScriptedServer
 
 EXAMPLES = int(os.environ.get("AMPWRITE_FUZZ_EXAMPLES", "300"))
 TIMEOUT = (0.5, 0.5)
@@ -59,7 +62,20 @@ write_shaped = st.fixed_dictionaries(
         "requestId": st.one_of(st.text(max_size=8), st.integers()),
     },
 )
+fitting = st.sampled_from(
+    [
+        {"operationId": "op-1", "result": {"success": True, "recordId": "r-1"}},
+        {"operationId": "op-2"},
+        {
+            "operationId": "op-3",
+            "successCount": 1,
+            "failureCount": 1,
+            "results": [{"success": True, "recordId": "r-2"}, {"success": False}],
+        },
+    ]
+)
 bodies = st.one_of(
+    fitting.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=200),
     json_values.map(lambda v: json.dumps(v).encode()),
     write_shaped.map(lambda v: json.dumps(v).encode()),
@@ -100,48 +116,67 @@ retry_afters = st.one_of(
 )
 
 
-@st.composite
-def answers(draw: st.DrawFn) -> Action:
-    kind = draw(st.sampled_from(["answer"] * 8 + ["reset", "close", "short"]))
-    if kind == "reset":
-        return RESET
-    if kind == "close":
-        return CLOSE
-    status = draw(st.integers(100, 599))
-    body: bytes = draw(bodies)
-    lines = [f"HTTP/1.1 {status} Fuzzed"]
-    content_type = draw(content_types)
-    if content_type:
-        lines.append(f"Content-Type: {content_type}")
-    retry_after = draw(retry_afters)
-    if retry_after is not None:
-        lines.append(f"Retry-After: {retry_after}")
-    declared = len(body) + (draw(st.integers(1, 50)) if kind == "short" else 0)
-    lines.append(f"Content-Length: {declared}")
-    if draw(st.booleans()):
-        lines.append("Connection: close")
-    head: bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head + body
+@attrs.frozen
+class Fuzzed:
+    """An answer drawn by hypothesis, and whether it is a whole 2xx that fits the contract."""
+
+    action: Delayed
+    fits: bool
 
 
-@pytest.fixture(scope="module")
-def fuzz_server() -> Iterator[ScriptedServer]:
-    with ScriptedServer() as server:
-        yield server
-
-
-def _fits(raw: bytes) -> bool:
-    """Whether a raw answer is a 2xx with a body that fits the contract."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    declared = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-    if not 200 <= status < 300 or declared != len(body):
+def _fits(status: int, body: bytes, whole: bool) -> bool:
+    if not (200 <= status < 300 and status != 204 and whole):  # a 204 has no body
         return False
     try:
         decode_write_response(json.loads(body))
     except Exception:
         return False
     return True
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> Fuzzed | str:
+    kind = draw(st.sampled_from(["answer"] * 8 + ["reset", "close", "short"]))
+    if kind == "reset":
+        return RESET
+    if kind == "close":
+        return CLOSE
+    status = draw(st.one_of(st.just(200), st.integers(100, 599)))
+    body: bytes = draw(bodies)
+    version = draw(st.sampled_from(["HTTP/1.1"] * 3 + ["HTTP/1.0"]))
+    framing = draw(st.sampled_from(["length"] * 3 + ["chunked", "until-close"]))
+    if version == "HTTP/1.0" and framing == "chunked":
+        framing = "length"
+    lines = [f"{version} {status} Fuzzed"]
+    content_type = draw(content_types)
+    if content_type:
+        lines.append(f"Content-Type: {content_type}")
+    retry_after = draw(retry_afters)
+    if retry_after is not None:
+        lines.append(f"Retry-After: {retry_after}")
+    short = kind == "short"
+    payload = body
+    if framing == "length":
+        lines.append(f"Content-Length: {len(body) + (draw(st.integers(1, 50)) if short else 0)}")
+    elif framing == "chunked":
+        lines.append("Transfer-Encoding: chunked")
+        payload = (f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b"") + (
+            b"" if short else b"0\r\n\r\n"
+        )
+    if draw(st.booleans()):
+        lines.append("Connection: close")
+    head: bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    delay = draw(st.sampled_from([0.0, 0.0, 0.005, 0.03]))
+    parts = (head, payload) if delay else (head + payload,)
+    # 1xx answers have no body; a short body is never whole; until close, what came is all
+    whole = not (short and framing != "until-close")
+    return Fuzzed(Delayed(parts, delay), _fits(status, body, whole))
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as server:
+        yield server
 
 
 @settings(
@@ -152,9 +187,10 @@ def _fits(raw: bytes) -> bool:
 )
 @given(first=answers(), second=answers(), use_facade=st.booleans())
 def test_any_answer_becomes_a_result(
-    fuzz_server: ScriptedServer, first: Action, second: Action, use_facade: bool
+    fuzz_server: ScriptedServer, first: Fuzzed | str, second: Fuzzed | str, use_facade: bool
 ) -> None:
-    fuzz_server.script(first, second)  # the second is what a retry meets
+    actions: list[Action] = [a.action if isinstance(a, Fuzzed) else a for a in (first, second)]
+    fuzz_server.script(*actions)  # the second is what a retry meets
     retries = RetryConfig(max_attempts=2, retry_ambiguous=True, max_retry_after=0.01)
     options: dict[str, Any] = {"timeout": TIMEOUT, "retries": retries, "sleep": lambda _: None}
     started = time.monotonic()
@@ -173,8 +209,10 @@ def test_any_answer_becomes_a_result(
         fuzz_server._script.clear()
     assert isinstance(value, (Ok, Err))
     assert elapsed < 2 * sum(TIMEOUT) + 1.0
+    if isinstance(first, Fuzzed) and first.fits:  # however it was framed, timed or closed
+        assert isinstance(value, Ok), value
     if isinstance(value, Ok):
-        assert any(isinstance(a, bytes) and _fits(a) for a in (first, second))
+        assert any(isinstance(a, Fuzzed) and a.fits for a in (first, second))
     else:
         assert isinstance(value.error, AmpWriteError)
         assert API_KEY not in str(value.error)
