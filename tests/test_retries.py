@@ -13,8 +13,19 @@ import requests
 import requests.adapters
 
 from ampwrite import Core, Err, Ok, RetryConfig, write_records
-from ampwrite.errors import RateLimitError, RequestTimeoutError, ServerError, TransportError
-from ampwrite.retries import parse_retry_after
+from ampwrite.errors import (
+    AmpWriteError,
+    APIError,
+    ConfigurationError,
+    FailureKind,
+    RateLimitError,
+    RequestTimeoutError,
+    RequestValidationError,
+    ResponseValidationError,
+    ServerError,
+    TransportError,
+)
+from ampwrite.retries import Disposition, disposition, parse_retry_after, retry_delay
 from tests.conftest import API_KEY, Sleeps
 from tests.requests_data import single
 from tests.scripted_server import (
@@ -326,3 +337,84 @@ def test_parse_retry_after(
 
 def test_parse_retry_after_reads_future_dates() -> None:
     assert parse_retry_after({}, "2030-01-01T00:00:10Z", now=lambda: 1893456000.0) == 10.0
+
+
+# -- the decision itself: pure functions over values ---------------------------------------------
+
+
+def _api(cls: type[APIError], status: int, **extra: Any) -> APIError:
+    return cls("x", status=status, headers={}, body="", **extra)
+
+
+DISPOSITIONS = [
+    (RequestValidationError(()), Disposition.REJECTED),
+    (ConfigurationError("x"), Disposition.REJECTED),
+    (_api(RateLimitError, 429, retry_after=None), Disposition.REFUSED),
+    (_api(ServerError, 503), Disposition.REFUSED),
+    (_api(ServerError, 500), Disposition.AMBIGUOUS),
+    (_api(ServerError, 502), Disposition.AMBIGUOUS),
+    (_api(ServerError, 599), Disposition.AMBIGUOUS),
+    (_api(APIError, 404), Disposition.REJECTED),
+    (_api(APIError, 413), Disposition.REJECTED),
+    (_api(APIError, 302), Disposition.REJECTED),
+    (TransportError("x", maybe_sent=False, kind=FailureKind.CONNECT), Disposition.NOT_SENT),
+    (
+        RequestTimeoutError("x", maybe_sent=False, kind=FailureKind.CONNECT_TIMEOUT),
+        Disposition.NOT_SENT,
+    ),
+    (RequestTimeoutError("x", maybe_sent=True, kind="read-timeout"), Disposition.AMBIGUOUS),
+    (TransportError("x", maybe_sent=True, kind="interrupted"), Disposition.AMBIGUOUS),
+    (TransportError("x", maybe_sent=True, kind="too-large"), Disposition.UNCERTAIN),
+    (TransportError("x", maybe_sent=False, kind="tls"), Disposition.REJECTED),
+    (TransportError("x", maybe_sent=False, kind="invalid"), Disposition.REJECTED),
+    (ResponseValidationError("x", status=200, headers={}, body=""), Disposition.UNCERTAIN),
+]
+
+
+@pytest.mark.parametrize(("error", "expected"), DISPOSITIONS, ids=lambda v: repr(v)[:40])
+def test_every_failure_has_one_disposition(error: AmpWriteError, expected: Disposition) -> None:
+    assert disposition(error) is expected
+
+
+def test_a_failure_kind_is_its_string() -> None:
+    error = TransportError("x", maybe_sent=True, kind="read-timeout")
+    assert error.kind is FailureKind.READ_TIMEOUT
+    assert error.kind == "read-timeout"  # type: ignore[comparison-overlap]
+    assert str(error.kind) == "read-timeout" and error.kind.maybe_sent
+
+
+def _delay(error: AmpWriteError, config: RetryConfig = DEFAULT, **options: Any) -> float | None:
+    options = {"attempt": 1, "elapsed": 0.0, "attempt_seconds": 1.0, **options}
+    return retry_delay(config, error, rand=lambda: 0.5, **options)
+
+
+def test_retry_delay_resends_only_what_cannot_have_been_written() -> None:
+    assert _delay(_api(ServerError, 503)) == DEFAULT.initial_interval
+    assert _delay(_api(ServerError, 500)) is None
+    assert _delay(_api(ServerError, 500), AMBIGUOUS) == AMBIGUOUS.initial_interval
+    assert _delay(TransportError("x", maybe_sent=True)) is None
+    assert _delay(TransportError("x", maybe_sent=False, kind="connect")) is not None
+    assert _delay(_api(APIError, 400)) is None
+
+
+def test_an_idempotent_request_is_resent_after_ambiguous_failures() -> None:
+    for error in (_api(ServerError, 500), TransportError("x", maybe_sent=True)):
+        assert _delay(error, idempotent=True) == DEFAULT.initial_interval
+    assert _delay(_api(APIError, 404), idempotent=True) is None
+    assert _delay(_api(ServerError, 500), RetryConfig.none(), idempotent=True) is None
+
+
+def test_retry_delay_takes_the_servers_wait_within_its_cap() -> None:
+    limited = _api(RateLimitError, 429, retry_after=7.0)
+    assert _delay(limited) == 7.0
+    assert _delay(limited, RetryConfig(max_retry_after=5.0)) is None
+    asked = _api(ServerError, 503)
+    asked.headers["Retry-After"] = "3"
+    assert _delay(asked) == 3.0
+
+
+def test_retry_delay_stops_at_the_attempt_and_time_budgets() -> None:
+    error = _api(ServerError, 503)
+    assert _delay(error, attempt=DEFAULT.max_attempts) is None
+    assert _delay(error, elapsed=DEFAULT.max_elapsed_time - 0.2) is None
+    assert _delay(error, elapsed=DEFAULT.max_elapsed_time - 5.0) is not None
