@@ -11,13 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from ampwrite.bulk._load import ProgressBar, count_records
+from ampwrite.bulk._load import ProgressBar, count_records, read_results
 from ampwrite.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE, main
 from ampwrite.sandbox import Faults, Sandbox
 
@@ -690,3 +691,90 @@ def test_a_signal_while_stdin_waits_stops_the_load(
     assert "interrupted; records without an outcome were not sent" in stderr
     assert last_status(out) == {0: "written", 1: "written", 2: "written"}
     assert not (tmp_path / "out.jsonl.inflight").exists()
+
+
+# -- a results file that is damaged, or not this input's ---------------------------------------
+
+
+HUGE = 10**12
+
+
+@pytest.mark.parametrize("where", ["results file", "journal"])
+def test_resume_with_an_index_the_input_does_not_have_sends_the_rest_and_warns(
+    ampwrite_sandbox: Sandbox,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(5)])
+    out = tmp_path / "out.jsonl"
+    done = [{"index": i, "status": "written", "record_id": f"r{i}", "error": None} for i in (0, 1)]
+    if where == "journal":
+        (tmp_path / "out.jsonl.inflight").write_text(f"[{HUGE}]\n")
+    else:
+        done.append({"index": HUGE, "status": "failed", "record_id": None, "error": "refused"})
+    out.write_text("".join(json.dumps(d) + "\n" for d in done))
+
+    status = main(load_args(ampwrite_sandbox, source, "--out", str(out), "--resume"))
+
+    assert status == EXIT_OK  # no record of this input failed or is unknown
+    assert sorted(r["n"] for r in ampwrite_sandbox.records(object_name="contacts")) == [2, 3, 4]
+    assert {i: s for i, s in last_status(out).items() if i < 5} == dict.fromkeys(
+        range(5), "written"
+    )
+    err = capsys.readouterr().err
+    assert f"warning: {out} has outcomes for 1 record(s) that {source} does not have" in err
+    assert f"it has 5 records; the first such index is {HUGE}" in err
+    assert "2 settled by earlier runs" in err
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"index": -1, "status": "written"},
+        {"index": 1.0, "status": "written"},
+        {"index": "1", "status": "written"},
+        {"index": True, "status": "written"},
+        {"index": None, "status": "failed"},
+        {"status": "written"},
+    ],
+    ids=["negative", "float", "string", "bool", "null", "missing"],
+)
+def test_a_results_line_whose_index_is_no_record_number_stops_the_resume(
+    ampwrite_sandbox: Sandbox,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    line: dict[str, Any],
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    first = json.dumps({"index": 0, "status": "written"})
+    out.write_text(f'{first}\n{{"index": 1, "sta\n{json.dumps(line)}\n')  # a torn line between
+    before = out.read_text()
+
+    status = main(load_args(ampwrite_sandbox, source, "--out", str(out), "--resume"))
+
+    assert status == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"ampwrite load: {out} line 3: " in err and "index" in err
+    assert ampwrite_sandbox.requests == []
+    assert out.read_text() == before
+
+
+def test_reading_a_results_file_costs_memory_in_proportion_to_its_lines(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "out.jsonl"
+    indices = [*range(20_000), *(HUGE + 7 * i for i in range(1_000))]
+    path.write_text("".join(json.dumps({"index": i, "status": "written"}) + "\n" for i in indices))
+
+    tracemalloc.start()
+    try:
+        state = read_results(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 1_000_000  # about a byte per record in order, a little more per line beyond
+    assert state[0] == state[19_999] == state[HUGE] == state[HUGE + 6_993] != state[20_000]
+    assert state[HUGE + 1] == state[20_000]  # no line: no status

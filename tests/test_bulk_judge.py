@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ampwrite.bulk import Outcome
 from ampwrite.bulk._judge import Item, Regroup, Resend, Target, judge
-from ampwrite.errors import RequestValidationError, ServerError, ValidationIssue
+from ampwrite.errors import APIError, RequestValidationError, ServerError, ValidationIssue
 from ampwrite.result import Err
 
 
@@ -115,3 +117,54 @@ def test_503_is_resent_after_the_wait_the_problem_asks_for() -> None:
 
     assert isinstance(verdict, Resend) and verdict.throttled
     assert verdict.wait is not None and verdict.wait > 1e9
+
+
+def too_large() -> Err[APIError]:
+    return Err(APIError("413 Payload Too Large: over 1 MB", status=413, headers={}, body=""))
+
+
+def test_413_splits_a_batch_in_two_and_fails_a_record_alone() -> None:
+    halves = judge(too_large(), target(), ITEMS, ambiguous_before=False, retry_ambiguous=False)
+    alone = judge(too_large(), target(), ITEMS[:1], ambiguous_before=False, retry_ambiguous=False)
+    unsure = judge(too_large(), target(), ITEMS[:1], ambiguous_before=True, retry_ambiguous=False)
+
+    assert halves == Regroup((), (ITEMS[:2], ITEMS[2:]))
+    assert alone == (Outcome(10, "failed", None, "APIError: 413 Payload Too Large: over 1 MB"),)
+    assert isinstance(unsure, tuple) and unsure[0].status == "unknown"  # an earlier attempt
+
+
+def test_413_with_all_or_none_fails_the_batch_whole() -> None:
+    verdict = judge(
+        too_large(), target(all_or_none=True), ITEMS, ambiguous_before=False, retry_ambiguous=False
+    )
+
+    assert verdict == tuple(
+        Outcome(item.index, "failed", None, "APIError: 413 Payload Too Large: over 1 MB")
+        for item in ITEMS
+    )
+
+
+@pytest.mark.parametrize(
+    "too_big",
+    [{0}, {99}, {3, 4, 50}, set(range(100))],
+    ids=["first", "last", "three", "every record"],
+)
+def test_splitting_on_413_ends_with_each_record_too_large_alone(too_big: set[int]) -> None:
+    groups = [tuple(Item(i, {}) for i in range(100))]
+    requests = 0
+    failed: set[int] = set()
+    while groups:
+        group = groups.pop()
+        requests += 1
+        if not too_big & {item.index for item in group}:
+            continue  # written
+        verdict = judge(too_large(), target(), group, ambiguous_before=False, retry_ambiguous=False)
+        if isinstance(verdict, Regroup):
+            assert verdict.failed == () and all(verdict.groups)
+            groups.extend(verdict.groups)
+        else:
+            assert isinstance(verdict, tuple) and {o.status for o in verdict} == {"failed"}
+            failed.update(outcome.index for outcome in verdict)
+
+    assert failed == too_big
+    assert requests <= 2 * 100 - 1  # each request splits one group in two, or settles one

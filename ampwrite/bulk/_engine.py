@@ -21,6 +21,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from types import TracebackType
 from typing import Any, Final, TypeAlias
 
+import attrs
+
 from .._validate import check_request
 from ..core import Core
 from ..errors import AmpWriteError, ConfigurationError, RequestValidationError
@@ -28,7 +30,17 @@ from ..models import WriteMode, WriteResponse, WriteType
 from ..result import Err, Result
 from ..retries import RetryConfig
 from ..write import write_records
-from ._judge import Item, Regroup, Resend, Target, Verdict, build_request, judge, short
+from ._judge import (
+    Item,
+    Regroup,
+    Resend,
+    Target,
+    Verdict,
+    after_ambiguous,
+    build_request,
+    judge,
+    short,
+)
 from ._outcome import Outcome, Progress, Status
 from ._throttle import EXPIRED, STOPPED, TRIPPED, Answer, Throttle, Ticket
 
@@ -148,8 +160,8 @@ class BulkWrites(Iterator[Outcome]):
 
     - iterate it (once) for one `Outcome` per input record;
     - `stop()`: send nothing more, finish the requests in flight, yield their outcomes, end.
-      Records without an outcome were then not written (never sent, or refused with 429 or
-      503 and not sent again);
+      Records without an outcome were then not written (never sent, or refused with 429,
+      503 or 413 and not sent again);
     - `close()` (or leaving a `with` block): end at once; requests in flight are finished
       but their outcomes are not reported, so those records' fate is not known;
     - `progress`: a `Progress` snapshot.
@@ -394,7 +406,7 @@ class _Run:
         """Every item's outcome (none for items never sent because the run stopped)."""
         settled: list[Outcome] = []
         try:
-            groups: deque[tuple[Item, ...]] = deque([tuple(items)])
+            groups: deque[_Group] = deque([_Group(tuple(items))])
             announce = self.on_send is not None  # the first group holds every item
             while groups:
                 outcomes, more = self._write_group(groups.popleft(), announce=announce)
@@ -409,15 +421,16 @@ class _Run:
             return (*settled, *(o for o in rest if o.index not in seen))
 
     def _write_group(
-        self, items: tuple[Item, ...], *, announce: bool = False
-    ) -> tuple[tuple[Outcome, ...], tuple[tuple[Item, ...], ...]]:
-        """Send one request for `items` until it has an answer that settles them;
-        `announce` them to `on_send` first."""
+        self, group: _Group, *, announce: bool = False
+    ) -> tuple[tuple[Outcome, ...], tuple[_Group, ...]]:
+        """Send one request for the group's items until it has an answer that settles them,
+        or splits them into groups to send on their own; `announce` them to `on_send` first."""
+        items = group.items
         request = build_request(self.target, items)
         config = self.config
         attempts = 0
         first: float | None = None
-        ambiguous_before = False
+        ambiguous_before = group.ambiguous_before
         ambiguous_resends = 0
         last: Resend | None = None
         while True:
@@ -446,8 +459,8 @@ class _Run:
                 answer, wait = _answer(result, verdict)
             finally:
                 self.throttle.release(ticket, answer, wait)
-            if isinstance(verdict, Regroup):
-                return verdict.failed, verdict.groups
+            if isinstance(verdict, Regroup):  # each group inherits what this request met
+                return verdict.failed, tuple(_Group(g, ambiguous_before) for g in verdict.groups)
             if not isinstance(verdict, Resend):
                 return verdict, ()
             if verdict.throttled and (verdict.wait or 0.0) > config.max_retry_after:
@@ -488,23 +501,39 @@ class _Run:
         last: Resend | None,
         ambiguous_before: bool,
     ) -> tuple[Outcome, ...]:
-        """The outcomes of a group that will not be sent (again)."""
+        """The outcomes of a group that will not be sent (again). `last` is None when the
+        group was never sent; `ambiguous_before` may still be set, by the request it was split
+        from."""
         status: Status = "unknown" if ambiguous_before else "failed"
         if why == STOPPED:  # outcomes only for what may have been written
-            if last is None or not ambiguous_before:
+            if not ambiguous_before:
                 return ()
-            return _all(items, status, f"{last.error} (stopped before trying again)")
-        if why == TRIPPED:
+            error = "stopped before sending it again"
+            if last is not None:
+                error = f"{last.error} (stopped before trying again)"
+        elif why == TRIPPED:
             reason = self.throttle.tripped
-            if last is None:
-                return _all(items, status, f"not sent: the run gave up on the server: {reason}")
-            return _all(items, status, f"{last.error} (then the run gave up: {reason})")
-        if last is None:  # cannot happen: a first attempt never expires
-            return _all(items, status, "not sent: no attempt was allowed")
-        error = f"{last.error} (gave up after {attempts} attempts)"
-        if not last.ambiguous:
-            self.throttle.trip(error)
+            error = f"not sent: the run gave up on the server: {reason}"
+            if last is not None:
+                error = f"{last.error} (then the run gave up: {reason})"
+        elif last is None:  # cannot happen: a first attempt never expires
+            error = "not sent: no attempt was allowed"
+        else:
+            error = f"{last.error} (gave up after {attempts} attempts)"
+            if not last.ambiguous:
+                self.throttle.trip(error)
+        if last is None and ambiguous_before:  # split from a request that met an ambiguous answer
+            error = after_ambiguous(error)
         return _all(items, status, error)
+
+
+@attrs.frozen
+class _Group:
+    """Items to send in one request. `ambiguous_before`: it was split from a request whose
+    earlier attempt may have written them (their outcomes must say so)."""
+
+    items: tuple[Item, ...]
+    ambiguous_before: bool = False
 
 
 def _answer(

@@ -9,14 +9,18 @@ The accounting rules, in one place:
 - `RequestValidationError` (nothing was sent): the records its issues name failed, the others
   are sent again;
 - 422: failed, per record when the answer says which (all of them with allOrNone);
+- 413 (the server refused the request unread, for its size): a batch is split in two, each
+  half sent as a request of its own, until the record too large is alone: it fails, the
+  others are written as usual (with allOrNone the batch is not split: it fails whole);
 - 429, 503: sent again after the shared throttle's wait; a connection never made: sent again
   after a backoff;
 - any other 5xx, a reset or timeout after sending: unknown, or sent again with
   `retry_ambiguous`; a malformed 2xx or an answer too large: unknown;
 - other 4xx, 3xx, a TLS failure, a configuration error: failed.
 
-A record whose earlier attempt ended ambiguously is never reported "failed" afterwards: the
-earlier attempt may have written it, so it is "unknown".
+A record whose earlier attempt ended ambiguously is never reported "failed" afterwards, in
+a request split from that one too: the earlier attempt may have written it, so it is
+"unknown".
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "Resend",
     "Target",
     "Verdict",
+    "after_ambiguous",
     "build_request",
     "judge",
     "short",
@@ -57,6 +62,7 @@ __all__ = [
 MAX_ERROR: Final = 500
 MAYBE_TWICE: Final = "an earlier attempt may have written it too: check for a duplicate"
 """The `error` of a record written (or accepted) after an ambiguous attempt."""
+_CONTENT_TOO_LARGE: Final = 413  # "Content Too Large" (RFC 9110), once "Payload Too Large"
 _NEVER_SENT_KINDS: Final = frozenset({"connect", "connect-timeout"})
 _AMBIGUOUS_KINDS: Final = frozenset({"read-timeout", "interrupted"})
 _ITEM_PATH: Final = re.compile(r"^requestBody\.batch\[(\d+)\]")
@@ -142,7 +148,8 @@ class Resend:
 
 @attrs.frozen
 class Regroup:
-    """Nothing was sent: `failed` are settled; send each group of `groups` on its own."""
+    """Nothing was written: `failed` are settled; send each group of `groups` as a request
+    of its own."""
 
     failed: tuple[Outcome, ...]
     groups: tuple[tuple[Item, ...], ...]
@@ -171,12 +178,19 @@ def _settle(
     ambiguous_before: bool = False,
 ) -> tuple[Outcome, ...]:
     if status == "failed" and ambiguous_before:
-        status, error = "unknown", _after_ambiguous(error)
+        status, error = "unknown", after_ambiguous(error)
     return tuple(Outcome(item.index, status, None, error, operation_id) for item in items)
 
 
-def _after_ambiguous(error: str | None) -> str:
+def after_ambiguous(error: str | None) -> str:
+    """The `error` of a record that would have failed, after an ambiguous attempt."""
     return _clip(f"an earlier attempt may have written it; then: {error or 'failed'}")
+
+
+def _halves(items: Sequence[Item]) -> tuple[tuple[Item, ...], tuple[Item, ...]]:
+    """`items` (two or more) in two groups, to find which of them a refusal is about."""
+    middle = len(items) // 2
+    return tuple(items[:middle]), tuple(items[middle:])
 
 
 def judge(
@@ -206,6 +220,8 @@ def judge(
             return Resend(short(error))
         return _settle(items, "unknown", short(error))
     if isinstance(error, APIError):  # 4xx but 422 and 429, 3xx: refused, nothing written
+        if error.status == _CONTENT_TOO_LARGE and len(items) > 1 and not target.all_or_none:
+            return Regroup((), _halves(items))  # until the record too large is alone
         return _settle(items, "failed", short(error), ambiguous_before=ambiguous_before)
     if isinstance(error, TransportError):
         if error.kind in _NEVER_SENT_KINDS and not error.maybe_sent:
@@ -314,7 +330,7 @@ def _judge_422(
 
 def _failed(item: Item, error: str, operation_id: str | None, ambiguous_before: bool) -> Outcome:
     if ambiguous_before:
-        return Outcome(item.index, "unknown", None, _after_ambiguous(error), operation_id)
+        return Outcome(item.index, "unknown", None, after_ambiguous(error), operation_id)
     return Outcome(item.index, "failed", None, _clip(error), operation_id)
 
 
@@ -349,8 +365,7 @@ def _regroup(error: RequestValidationError, target: Target, items: Sequence[Item
     if not rest:
         return Regroup(failed, ())
     if unplaced and not by_position:
-        middle = len(rest) // 2
-        return Regroup(failed, (rest[:middle], rest[middle:]))
+        return Regroup(failed, _halves(rest))
     return Regroup(failed, (rest,))
 
 

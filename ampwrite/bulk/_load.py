@@ -4,7 +4,8 @@ The results file (`--out`) gets one JSON line per input record, appended and flu
 outcome arrives, so a run that crashes or is interrupted leaves a valid file behind; a later
 `--resume` run reads it and sends only the records without a final outcome. When a record
 has several lines (an unknown outcome resolved by `--retry-unknown`, say), the last one
-counts; a torn last line is ignored. Beside it, a journal (`Journal`) lists what was sent,
+counts; a torn line (not JSON) is ignored, and a line whose `index` is no record number stops
+the run before anything is sent. Beside it, a journal (`Journal`) lists what was sent,
 so `--resume` after a kill does not send again what may have been written.
 
 Record numbering (`index`): JSONL counts the non-blank lines from 0; CSV counts the data rows
@@ -24,8 +25,9 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import IO, Any, Final, TextIO
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from typing import IO, Any, Final, TextIO, TypeGuard
 
 import attrs
 
@@ -42,7 +44,7 @@ EXIT_FAILED: Final = EXIT_API_ERROR
 EXIT_UNKNOWN: Final = EXIT_TRANSPORT
 """Some record's outcome is unknown."""
 
-# One byte of state per record index.
+# The state of a record index (`States`).
 _NONE, _WRITTEN, _FAILED, _UNKNOWN, _ACCEPTED = 0, 1, 2, 3, 4
 _CODES: Final = {"written": _WRITTEN, "failed": _FAILED, "unknown": _UNKNOWN, "accepted": _ACCEPTED}
 _FINAL: Final = frozenset({_WRITTEN, _FAILED, _ACCEPTED})
@@ -233,30 +235,106 @@ def count_records(path: str, kind: str) -> int | None:
 # -- the results file -------------------------------------------------------------------------
 
 
-def read_results(path: str) -> bytearray:
-    """The last status of each index recorded in `path` (one byte per index)."""
-    state = bytearray()
+_DENSE_MIN: Final = 1 << 16
+
+
+class States:
+    """The state (`_NONE`, `_WRITTEN` ...) of each record index, from the results file and
+    this run's outcomes.
+
+    An index below `len(_dense)` has a byte there. `_dense` grows (at least doubling) only
+    for an index below twice the number of entries set so far, or below `_DENSE_MIN`: it
+    stays within a few bytes per entry, and a file in index order, as runs write it, costs
+    a byte or two per record. Other indices are kept in `_sparse` (never one below
+    `len(_dense)`), so a damaged or hostile file (`"index": 1000000000000`) costs memory in
+    proportion to its lines, not to its largest index.
+    """
+
+    def __init__(self) -> None:
+        self._dense = bytearray()
+        self._sparse: dict[int, int] = {}
+        self._entries = 0
+
+    def __getitem__(self, index: int) -> int:
+        if index < len(self._dense):
+            return self._dense[index]
+        return self._sparse.get(index, _NONE)
+
+    def __setitem__(self, index: int, code: int) -> None:
+        self._entries += 1
+        dense = self._dense
+        if index >= len(dense):
+            if index >= max(_DENSE_MIN, 2 * self._entries):
+                self._sparse[index] = code
+                return
+            # at least doubling: the sparse indices are moved a bounded number of times
+            dense.extend(bytes(max(_DENSE_MIN, 2 * len(dense), index + 1) - len(dense)))
+            for moved in [i for i in self._sparse if i < len(dense)]:
+                dense[moved] = self._sparse.pop(moved)
+        dense[index] = code
+
+    def __contains__(self, code: int) -> bool:
+        """Whether some index is in state `code` (not `_NONE`)."""
+        return code in self._dense or code in self._sparse.values()
+
+    def count(self, codes: Collection[int]) -> int:
+        """How many indices are in one of the states `codes` (not `_NONE`)."""
+        dense = sum(self._dense.count(code) for code in codes)
+        return dense + sum(1 for code in self._sparse.values() if code in codes)
+
+    def indices(self, code: int) -> list[int]:
+        """The indices in state `code` (not `_NONE`), in order."""
+        found = []
+        position = self._dense.find(code)
+        while position >= 0:
+            found.append(position)
+            position = self._dense.find(code, position + 1)
+        return found + sorted(i for i, state in self._sparse.items() if state == code)
+
+    def drop_from(self, end: int) -> tuple[int | None, Counter[int]]:
+        """Forget every index from `end` on. Returns the first of them that had a state (None
+        if none had) and how many had each state."""
+        dropped = [i for i in self._sparse if i >= end]
+        counts = Counter(self._sparse.pop(i) for i in dropped)
+        first = min(dropped, default=None)
+        if end < len(self._dense):  # then every index in `_sparse` was beyond it
+            tail = self._dense[end:]
+            del self._dense[end:]
+            counts.update(code for code in tail if code != _NONE)
+            offset = next((o for o, code in enumerate(tail) if code != _NONE), None)
+            if offset is not None:
+                first = end + offset
+        return first, counts
+
+
+def _is_index(value: object) -> TypeGuard[int]:
+    """Whether `value`, from a results file or a journal, is a record number."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def read_results(path: str) -> States:
+    """The last status of each index recorded in `path`. Raises `UsageError` for an outcome
+    whose index is no record number: that record cannot be told apart, and sending the
+    others could write again one that line says was written."""
+    state = States()
     with open(path, "rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, start=1):
             try:
                 entry = json.loads(raw)
             except (ValueError, RecursionError):
                 continue  # a line torn by a crash, or not ours
-            if not isinstance(entry, dict):
-                continue
-            index, status = entry.get("index"), entry.get("status")
-            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-                continue
-            if status not in STATUSES:
-                continue
-            _set(state, index, _CODES[status])
+            if not isinstance(entry, dict) or entry.get("status") not in STATUSES:
+                continue  # not an outcome
+            index = entry.get("index")
+            if not _is_index(index):
+                shown = json.dumps(index)[:40] if "index" in entry else "none"
+                raise UsageError(
+                    f"{path} line {number}: an outcome whose index is not a record number "
+                    f"(a whole number from 0): {shown}; the file is damaged, or not a results "
+                    "file of ampwrite load"
+                )
+            state[index] = _CODES[entry["status"]]
     return state
-
-
-def _set(state: bytearray, index: int, code: int) -> None:
-    if index >= len(state):
-        state.extend(bytes(index + 1 - len(state)))
-    state[index] = code
 
 
 class ResultsFile:
@@ -332,11 +410,7 @@ class Journal:
                 except (ValueError, RecursionError):
                     continue  # a line torn by the end of that run
                 if isinstance(entry, list):
-                    found.update(
-                        i
-                        for i in entry
-                        if isinstance(i, int) and not isinstance(i, bool) and i >= 0
-                    )
+                    found.update(i for i in entry if _is_index(i))
         return found
 
     def record(self, indices: list[int]) -> None:
@@ -450,7 +524,7 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
                 raise UsageError(
                     f"{path} exists: pass --resume to continue that load, or choose another --out"
                 )
-    state = bytearray()
+    state = States()
     sent_before: set[int] = set()  # in flight when an earlier run was killed
     if ns.resume:
         try:
@@ -503,14 +577,14 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
         core.close()
 
 
-def _settle_killed(results: ResultsFile, state: bytearray, sent_before: set[int]) -> None:
+def _settle_killed(results: ResultsFile, state: States, sent_before: set[int]) -> None:
     """Record as unknown what an earlier run sent without recording an outcome."""
     for index in sorted(sent_before):
-        if index < len(state) and state[index] in _FINAL | {_UNKNOWN}:
+        if state[index] in _FINAL | {_UNKNOWN}:
             continue
         error = "sent by an earlier run that ended before recording its outcome: may be written"
         results.append(Outcome(index, "unknown", None, error))
-        _set(state, index, _UNKNOWN)
+        state[index] = _UNKNOWN
 
 
 def _sender(
@@ -530,14 +604,14 @@ def _load(
     ns: argparse.Namespace,
     core: Core,
     rows: Iterator[Row],
-    state: bytearray,
+    state: States,
     results: ResultsFile | None,
     journal: Journal | None,
     kind: str,
     err: TextIO,
 ) -> int:
-    unknown_before = [i for i, code in enumerate(state) if code == _UNKNOWN]
-    final_before = sum(1 for code in state if code in _FINAL)
+    unknown_before = state.indices(_UNKNOWN)
+    final_before = state.count(_FINAL)
     if unknown_before and not ns.retry_unknown:
         shown = ", ".join(map(str, unknown_before[:UNKNOWN_LISTED]))
         more = (
@@ -553,7 +627,7 @@ def _load(
         )
     tty = err.isatty()
     skip_codes = _FINAL if ns.retry_unknown else _FINAL | {_UNKNOWN}
-    skipped = sum(1 for code in state if code in skip_codes)
+    skipped = state.count(skip_codes)
     bar = ProgressBar(err, None, tty)
     if tty and ns.file != "-":  # the total, counted beside the load: the bar gains an ETA
 
@@ -570,7 +644,7 @@ def _load(
     unrecorded: list[Outcome] = []
 
     def settle(outcome: Outcome) -> None:
-        _set(state, outcome.index, _CODES[outcome.status])
+        state[outcome.index] = _CODES[outcome.status]
         counts[outcome.status] += 1
         if results is not None and not write_error:
             try:
@@ -584,6 +658,11 @@ def _load(
         bar.update(sum(counts.values()))
 
     reading = [False]  # the input is being read: a signal must interrupt the read
+    read = [0]  # records read from the input
+    # the input's end: earlier outcomes of indices it has no record for (the first of them,
+    # how many in each state) are forgotten: they make no record be skipped or sent, and
+    # must not count in the exit status
+    beyond: list[tuple[int | None, Counter[int]]] = []
 
     def pending() -> Iterator[object]:
         position = 0
@@ -594,8 +673,10 @@ def _load(
             finally:
                 reading[0] = False
             if row is None:
+                beyond.append(state.drop_from(read[0]))
                 return
-            if row.index < len(state) and state[row.index] in skip_codes:
+            read[0] = row.index + 1
+            if state[row.index] in skip_codes:
                 continue
             if row.error is not None:
                 settle(Outcome(row.index, "failed", None, row.error))
@@ -639,16 +720,12 @@ def _load(
         for outcome in writes:
             in_flight.discard(outcome.index)
             index = originals.pop(outcome.index)
-            if outcome.status == "failed" and index < len(state) and state[index] == _UNKNOWN:
+            if outcome.status == "failed" and state[index] == _UNKNOWN:
                 # resent by --retry-unknown: the earlier attempt may have written it (a
                 # duplicate-key refusal now, say), so a refusal does not settle it
                 error = f"an earlier run may have written it; then: {outcome.error or 'failed'}"
                 outcome = attrs.evolve(outcome, status="unknown", error=error[:500])
-            elif (
-                outcome.status in ("written", "accepted")
-                and index < len(state)
-                and state[index] == _UNKNOWN
-            ):
+            elif outcome.status in ("written", "accepted") and state[index] == _UNKNOWN:
                 error = "an earlier run may have written it too: check for a duplicate"
                 outcome = attrs.evolve(outcome, error=error)
             settle(attrs.evolve(outcome, index=index))
@@ -675,6 +752,8 @@ def _load(
     if counts["accepted"]:
         summary += f", accepted {counts['accepted']:,}"
     summary += f" in {elapsed:.1f} s ({rate:,.0f} records/s)"
+    first_beyond, states_beyond = beyond[0] if beyond else (None, Counter[int]())
+    final_before -= sum(number for code, number in states_beyond.items() if code in _FINAL)
     if final_before:
         summary += f"; {final_before:,} settled by earlier runs"
     if abandoned and abandoned_sent:
@@ -683,6 +762,15 @@ def _load(
             settle(Outcome(index, "unknown", None, "interrupted while in flight: may be written"))
         summary += f"; {len(abandoned_sent):,} abandoned in flight (unknown)"
     print(summary, file=err)
+    if first_beyond is not None:
+        source = "the input" if ns.file == "-" else ns.file
+        print(
+            f"ampwrite load: warning: {ns.out} has outcomes for {states_beyond.total():,} "
+            f"record(s) that {source} does not have (it has {read[0]:,} records; the first "
+            f"such index is {first_beyond}): they are ignored; check that {ns.out} is the "
+            f"results file of {source}",
+            file=err,
+        )
     if journal is not None:
         # every record sent has its line now; after a second interrupt a writer may still
         # be about to send one, so the journal stays for --resume to check
