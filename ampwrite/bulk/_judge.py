@@ -34,17 +34,12 @@ import attrs
 from ..errors import (
     AmpWriteError,
     APIError,
-    ConfigurationError,
-    RateLimitError,
     RequestValidationError,
-    ResponseValidationError,
-    ServerError,
-    TransportError,
     WriteFailedError,
 )
 from ..models import BatchWriteResponse, SingleWriteResponse, WriteResponse, WriteResult
 from ..result import Ok, Result
-from ..retries import parse_retry_after
+from ..retries import Disposition, disposition, server_wait
 from ._outcome import Outcome, Status
 
 __all__ = [
@@ -63,8 +58,6 @@ MAX_ERROR: Final = 500
 MAYBE_TWICE: Final = "an earlier attempt may have written it too: check for a duplicate"
 """The `error` of a record written (or accepted) after an ambiguous attempt."""
 _CONTENT_TOO_LARGE: Final = 413  # "Content Too Large" (RFC 9110), once "Payload Too Large"
-_NEVER_SENT_KINDS: Final = frozenset({"connect", "connect-timeout"})
-_AMBIGUOUS_KINDS: Final = frozenset({"read-timeout", "interrupted"})
 _ITEM_PATH: Final = re.compile(r"^requestBody\.batch\[(\d+)\]")
 _ITEM_MESSAGE: Final = re.compile(r"^batch\[(\d+)\]:\s*")
 
@@ -209,33 +202,21 @@ def judge(
         return _regroup(error, target, items)
     if isinstance(error, WriteFailedError):
         return _judge_422(error, target, items, ambiguous_before)
-    if isinstance(error, RateLimitError):
-        return Resend(short(error), throttled=True, wait=error.retry_after)
-    if isinstance(error, ServerError):
-        if error.status == 503:
-            problem_after = error.problem.retry_after if error.problem else None
-            wait = parse_retry_after(error.headers, problem_after)
-            return Resend(short(error), throttled=True, wait=wait)
+    too_large = isinstance(error, APIError) and error.status == _CONTENT_TOO_LARGE
+    if too_large and len(items) > 1 and not target.all_or_none:  # refused unread: bisect
+        return Regroup((), _halves(items))
+    kind = disposition(error)  # what is safe to resend: decided once, in ampwrite.retries
+    if kind is Disposition.REFUSED:
+        return Resend(short(error), throttled=True, wait=server_wait(error))
+    if kind is Disposition.NOT_SENT:
+        return Resend(short(error), unreachable=True)
+    if kind is Disposition.AMBIGUOUS:
         if retry_ambiguous:
             return Resend(short(error))
         return _settle(items, "unknown", short(error))
-    if isinstance(error, APIError):  # 4xx but 422 and 429, 3xx: refused, nothing written
-        if error.status == _CONTENT_TOO_LARGE and len(items) > 1 and not target.all_or_none:
-            return Regroup((), _halves(items))  # until the record too large is alone
+    if kind is Disposition.REJECTED:
         return _settle(items, "failed", short(error), ambiguous_before=ambiguous_before)
-    if isinstance(error, TransportError):
-        if error.kind in _NEVER_SENT_KINDS and not error.maybe_sent:
-            return Resend(short(error), unreachable=True)
-        if error.maybe_sent:
-            if retry_ambiguous and error.kind in _AMBIGUOUS_KINDS:
-                return Resend(short(error))
-            return _settle(items, "unknown", short(error))
-        return _settle(items, "failed", short(error), ambiguous_before=ambiguous_before)
-    if isinstance(error, ConfigurationError):  # e.g. the api_key callable failed; nothing sent
-        return _settle(items, "failed", short(error), ambiguous_before=ambiguous_before)
-    if isinstance(error, ResponseValidationError):
-        return _settle(items, "unknown", short(error))
-    return _settle(items, "unknown", short(error))
+    return _settle(items, "unknown", short(error))  # it may have been processed
 
 
 def _judge_answer(
