@@ -15,7 +15,8 @@ The same over HTTP, without an API key, under ``/_sandbox/``:
 * ``GET /_sandbox/records?project=&integration=&object=&groupRef=`` - stored records
 * ``POST /_sandbox/records`` - seed ``{"project", "integration", "object", "groupRef",
   "record"}``
-* ``GET /_sandbox/requests`` - the request log (API keys shown as ``***``)
+* ``GET /_sandbox/requests`` - the request log (API keys shown as ``***``; bounded in
+  entries and bytes, bodies over 64 KiB kept as their first 64 KiB: see ``Sandbox.requests``)
 * ``POST /_sandbox/reset`` - clear records, log, operations and scripted faults
 * ``GET`` / ``PUT /_sandbox/faults`` - fault settings, as ``Faults`` field names
 * ``POST /_sandbox/fail-next`` ``{"status", "count"?, "retryAfter"?}`` and

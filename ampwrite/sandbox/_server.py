@@ -27,14 +27,32 @@ from typing import Any, Final, Literal
 from urllib.parse import parse_qs, unquote
 
 from ._faults import FaultDecision, FaultInjector, Faults, faults_from_mapping
-from ._http import HttpRequest, HttpResponse, HttpServer
+from ._http import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    Limits,
+)
 from ._store import ObjectRules, RecordStore, WriteTarget
-from ._validation import RequestInvalid, parse_json_body, validate_write_request
+from ._validation import (
+    MAX_BODY_DEPTH,
+    RequestInvalid,
+    nests_deeper_than,
+    parse_json_body,
+    validate_record,
+    validate_write_request,
+)
 
 __all__ = ["DEFAULT_API_KEY", "RequestLogEntry", "Sandbox"]
 
 DEFAULT_API_KEY: Final = "sandbox-api-key"
 LOG_LIMIT: Final = 10_000
+LOG_BODY_PREFIX: Final = 64 * 1024  # bytes of a larger body the request log keeps, as text
+DEFAULT_REQUEST_LOG_BYTES: Final = 32 * 1024 * 1024
 OPERATION_LIMIT: Final = 10_000
 _RETRYABLE: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 _JSON: Final = "application/json"
@@ -64,7 +82,11 @@ class RequestLogEntry:
 
     ``status`` is ``None`` when the connection was reset on purpose without an answer.
     ``body`` is the parsed JSON body, or ``None`` when it was not parsed (unauthenticated
-    requests) or could not be parsed. ``headers`` has the API key value replaced by ``***``.
+    requests) or could not be parsed, or when it nests deeper than any valid write (such a
+    write was refused; kept, it could break serializing the log). A body larger than 64 KiB
+    (``LOG_BODY_PREFIX``) is not kept whole: ``body`` is then its first 64 KiB as text and
+    ``body_truncated`` is True. ``body_size`` is the size of the body as received, in
+    bytes. ``headers`` has the API key value replaced by ``***``.
     """
 
     method: str
@@ -75,6 +97,8 @@ class RequestLogEntry:
     headers: dict[str, str]
     request_id: str
     time: str
+    body_size: int = 0
+    body_truncated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,10 +107,50 @@ class RequestLogEntry:
             "query": self.query,
             "status": self.status,
             "body": self.body,
+            "bodySize": self.body_size,
+            "bodyTruncated": self.body_truncated,
             "headers": self.headers,
             "requestId": self.request_id,
             "time": self.time,
         }
+
+
+def _held_bytes(entry: RequestLogEntry) -> int:
+    """What an entry counts against the log's budget: the text it holds, with a kept body
+    counted at its size as received (parsed, it takes more memory than that)."""
+    kept_body = 0 if entry.body is None else min(entry.body_size, LOG_BODY_PREFIX)
+    texts = (entry.method, entry.path, entry.query, entry.request_id, entry.time)
+    header_bytes = sum(len(name) + len(value) for name, value in entry.headers.items())
+    return kept_body + header_bytes + sum(len(text) for text in texts)
+
+
+class _RequestLog:
+    """The newest entries, at most ``LOG_LIMIT`` of them holding at most ``budget`` bytes
+    (``_held_bytes``) in all: the oldest are dropped first, and the newest is always kept.
+    Not thread-safe: the sandbox holds its log lock around every call."""
+
+    maxlen: Final = LOG_LIMIT
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._entries: deque[tuple[RequestLogEntry, int]] = deque()
+        self._held = 0
+
+    def append(self, entry: RequestLogEntry) -> None:
+        size = _held_bytes(entry)
+        self._entries.append((entry, size))
+        self._held += size
+        while len(self._entries) > 1 and (
+            len(self._entries) > self.maxlen or self._held > self._budget
+        ):
+            self._held -= self._entries.popleft()[1]
+
+    def entries(self) -> list[RequestLogEntry]:
+        return [entry for entry, _ in self._entries]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._held = 0
 
 
 @dataclass
@@ -175,6 +239,15 @@ class Sandbox:
 
     ``url`` includes ``/v1``. The server listens on loopback in background daemon threads.
     Asynchronous writes are applied ``async_delay`` seconds after they are answered.
+
+    A misbehaving client cannot hang or bloat it. The request line and headers must arrive
+    within ``header_timeout`` seconds of the request's first byte, and the body within
+    ``body_timeout`` seconds after them, or the request is answered 408 and the connection
+    closed; a connection that sends nothing for ``idle_timeout`` seconds is closed without
+    an answer. At most ``max_connections`` connections are open at once: one more is
+    answered 503 and closed. The request log holds at most ``request_log_bytes`` bytes (see
+    ``requests``), and records nested more than 256 levels deep are refused, as the SDK
+    itself refuses them.
     """
 
     def __init__(
@@ -185,11 +258,30 @@ class Sandbox:
         api_key: str = DEFAULT_API_KEY,
         faults: Faults | None = None,
         async_delay: float = 0.05,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ValueError("api_key must be a non-empty string")
         if isinstance(async_delay, bool) or not math.isfinite(async_delay) or async_delay < 0:
             raise ValueError("async_delay must be a finite number of seconds >= 0")
+        if (
+            isinstance(request_log_bytes, bool)
+            or not isinstance(request_log_bytes, int)
+            or request_log_bytes < 1
+        ):
+            raise ValueError(
+                f"request_log_bytes must be an integer >= 1, got {request_log_bytes!r}"
+            )
+        self._limits = Limits(
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+        )
         self._host = host
         self._port = port
         self._api_key = api_key
@@ -197,7 +289,7 @@ class Sandbox:
         self._faults = FaultInjector(faults)
         self._store = RecordStore()
         self._log_lock = threading.Lock()
-        self._log: deque[RequestLogEntry] = deque(maxlen=LOG_LIMIT)
+        self._log = _RequestLog(request_log_bytes)
         self._ops_lock = threading.Lock()
         self._operations: OrderedDict[str, _Operation] = OrderedDict()
         self._generation = 0  # counts resets: a request is applied only in the one it began in
@@ -216,7 +308,9 @@ class Sandbox:
         with self._lifecycle:
             if self._http is not None:
                 return self
-            http = HttpServer(self._host, self._port, self._handle, self._protocol_error)
+            http = HttpServer(
+                self._host, self._port, self._handle, self._protocol_error, self._limits
+            )
             self._scheduler = _Scheduler()
             self._http = http
             self._stopped.clear()
@@ -353,10 +447,15 @@ class Sandbox:
         """Seed a record directly (object rules are not applied); return a copy as stored.
 
         The record keeps its ``id`` if it has one (which must be a new non-empty string);
-        otherwise it gets the next generated ID.
+        otherwise it gets the next generated ID. A record nested more than 256 levels deep
+        (or holding a cycle) is refused with ``ValueError``, as writes refuse it.
         """
         if not isinstance(record, dict):
             raise TypeError("record must be a dict")
+        try:
+            validate_record(record)
+        except RequestInvalid as invalid:
+            raise ValueError(str(invalid)) from None
         for what, value in (
             ("project_id_or_name", project_id_or_name),
             ("integration_id", integration_id),
@@ -370,9 +469,12 @@ class Sandbox:
 
     @property
     def requests(self) -> list[RequestLogEntry]:
-        """The most recent API requests (at most 10,000), oldest first."""
+        """The most recent API requests, oldest first: at most 10,000, holding at most
+        ``request_log_bytes`` bytes (32 MiB by default) of paths, headers and bodies, each
+        body counted at its size as received and at most 64 KiB of it kept (see
+        ``RequestLogEntry``). The oldest entries go first; the newest is always kept."""
         with self._log_lock:
-            return list(self._log)
+            return self._log.entries()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no API request is being handled (received, and not yet answered: one
@@ -432,15 +534,23 @@ class Sandbox:
             if name.lower() in _REDACTED_HEADERS:
                 value = "***"
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        body = logged_body[0]
+        truncated = body is not None and len(request.body) > LOG_BODY_PREFIX
+        if truncated:  # the parsed body of a large request is not kept, only its start
+            body = request.body[:LOG_BODY_PREFIX].decode("utf-8", "ignore")
+        elif nests_deeper_than(body, MAX_BODY_DEPTH):
+            body = None
         entry = RequestLogEntry(
             method=request.method,
             path=request.path,
             query=request.query,
             status=None if response.reset else response.status,
-            body=logged_body[0],
+            body=body,
             headers=headers,
             request_id=request_id,
             time=_rfc3339(_now()),
+            body_size=len(request.body),
+            body_truncated=truncated,
         )
         with self._log_lock:
             if generation == self._generation:  # else a reset came while it was handled

@@ -4,7 +4,9 @@ prose rules of the Write API, checked by a small table-driven validator.
 The validator answers with the first problem it finds, as a message that names the JSON
 field path (for example ``batch[3].record: expected an object, got string``). It is strict
 on purpose: unknown keys inside the known objects are refused, booleans are never accepted
-where an integer is expected, and JSON ``null`` is not a valid value for any field.
+where an integer is expected, and JSON ``null`` is not a valid value for any field. Records
+and associations nested more than ``MAX_DEPTH`` (256) levels deep are refused, as the SDK
+refuses them: the sandbox could not copy or inspect them.
 """
 
 from __future__ import annotations
@@ -12,31 +14,42 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from collections.abc import Iterator
 from typing import Any, Final
 
+from .._validate import MAX_DEPTH
+
 __all__ = [
+    "MAX_BODY_DEPTH",
     "WRITE_REQUEST_SCHEMA",
     "RequestInvalid",
+    "nests_deeper_than",
     "parse_json_body",
+    "validate_record",
     "validate_write_request",
 ]
 
 Schema = dict[str, Any]
 
-_ASSOCIATION: Final[Schema] = {"type": "object"}
+# records and associations: free-form objects, nested at most MAX_DEPTH levels (the object
+# itself counted), which is what the SDK sends
+_FREE_FORM: Final[Schema] = {"type": "object", "maxDepth": MAX_DEPTH}
+#: The deepest a valid write body nests: a batch item's association (MAX_DEPTH levels)
+#: inside the body, the batch array, the item and its associations array.
+MAX_BODY_DEPTH: Final = MAX_DEPTH + 4
 
 _BATCH_ITEM: Final[Schema] = {
     "type": "object",
     "required": ["record"],
     "additionalProperties": False,
     "properties": {
-        "record": {"type": "object"},
-        "associations": {"type": "array", "items": _ASSOCIATION},
+        "record": _FREE_FORM,
+        "associations": {"type": "array", "items": _FREE_FORM},
     },
 }
 
 #: The WriteRequest schema as the sandbox enforces it. ``record`` and association objects
-#: are free-form; every other object refuses keys it does not declare.
+#: are free-form (but for their depth); every other object refuses keys it does not declare.
 WRITE_REQUEST_SCHEMA: Final[Schema] = {
     "type": "object",
     "required": ["groupRef", "type"],
@@ -61,14 +74,14 @@ WRITE_REQUEST_SCHEMA: Final[Schema] = {
                 "retryDeadlineHours": {"type": "integer", "minimum": 1, "maximum": 48},
             },
         },
-        "record": {"type": "object"},
+        "record": _FREE_FORM,
         "batchPolicy": {
             "type": "object",
             "additionalProperties": False,
             "properties": {"allOrNone": {"type": "boolean"}},
         },
         "batch": {"type": "array", "minItems": 1, "maxItems": 100, "items": _BATCH_ITEM},
-        "associations": {"type": "array", "items": _ASSOCIATION},
+        "associations": {"type": "array", "items": _FREE_FORM},
         "headers": {
             "type": "array",
             "items": {
@@ -191,7 +204,27 @@ def _check_array(value: list[Any], schema: Schema, path: str) -> None:
             _check(item, items, f"{path}[{index}]")
 
 
+def nests_deeper_than(value: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels deep in ``value`` (itself
+    counted). Walked without recursion, holding one iterator a level; a cycle counts as too
+    deep."""
+    levels: list[Iterator[object]] = [iter((value,))]
+    while levels:
+        for item in levels[-1]:
+            if isinstance(item, (dict, list, tuple)):  # tuples: records seeded from Python
+                if len(levels) > limit:
+                    return True
+                levels.append(iter(item.values() if isinstance(item, dict) else item))
+                break
+        else:
+            levels.pop()
+    return False
+
+
 def _check_object(value: dict[str, Any], schema: Schema, path: str) -> None:
+    max_depth: int | None = schema.get("maxDepth")
+    if max_depth is not None and nests_deeper_than(value, max_depth):
+        raise _fail(path, f"nested deeper than {max_depth} levels")
     properties: dict[str, Schema] = schema.get("properties", {})
     if schema.get("additionalProperties", True) is False:
         for key in value:
@@ -234,6 +267,12 @@ def _check_prose_rules(body: dict[str, Any]) -> None:
             raise RequestInvalid(
                 "autoBatchPolicy: only allowed for single-record writes (use 'record')",
             )
+
+
+def validate_record(record: object) -> None:
+    """Check a record given on its own (to be seeded); raise ``RequestInvalid`` if it is not
+    an object or nests too deep."""
+    _check(record, _FREE_FORM, "record")
 
 
 def validate_write_request(body: object) -> dict[str, Any]:
