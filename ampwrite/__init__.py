@@ -7,6 +7,9 @@
         case Ok(response): ...
         case Err(error): ...
 
+An asynchronous write's outcome is read with `get_operation`, `wait_for_operation`,
+`list_operation_logs`, `list_operations` and `iter_operations` (see `ampwrite.operations`).
+
 The facade (`AmpWrite`), the sandbox and the bulk loader load only when first used.
 """
 
@@ -19,6 +22,13 @@ from . import errors, models
 from ._version import __version__
 from .core import Core
 from .errors import AmpWriteError
+from .operations import (
+    get_operation,
+    iter_operations,
+    list_operation_logs,
+    list_operations,
+    wait_for_operation,
+)
 from .result import Err, Ok, Result
 from .retries import RetryConfig
 from .write import write_records
@@ -36,7 +46,12 @@ __all__ = [
     "RetryConfig",
     "__version__",
     "errors",
+    "get_operation",
+    "iter_operations",
+    "list_operation_logs",
+    "list_operations",
     "models",
+    "wait_for_operation",
     "write_records",
 ]
 

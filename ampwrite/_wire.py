@@ -1,10 +1,11 @@
 """Between the models and JSON: names, request encoding and response decoding.
 
-snake_case attribute names map to the API's camelCase (`in_` is `in`). Requests are turned
-into plain data by walking values by their runtime type, so a wrong type in a model becomes a
-validation issue instead of an exception. Responses are read by one cattrs converter, built at
-import, that renames fields, tolerates fields it does not know (servers add fields) and refuses
-wrong types instead of coercing them.
+snake_case attribute names map to the API's camelCase (`in_` is `in`; the few names the API
+itself spells in snake_case stay so). Requests are turned into plain data by walking values by
+their runtime type, so a wrong type in a model becomes a validation issue instead of an
+exception. Responses are read by one cattrs converter, built at import, that renames fields,
+tolerates fields it does not know (servers add fields; a model with an `extras` field keeps them
+there) and refuses wrong types instead of coercing them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from cattrs.preconf.json import make_converter
 from .models import (
     BatchWriteResponse,
     Model,
+    Operation,
+    OperationLog,
+    OperationLogMessage,
+    OperationPage,
     Problem,
     SingleWriteResponse,
     WriteFailure,
@@ -28,6 +33,9 @@ from .models import (
 )
 
 __all__ = [
+    "decode_operation",
+    "decode_operation_logs",
+    "decode_operation_page",
     "decode_problem",
     "decode_write_failure",
     "decode_write_response",
@@ -46,13 +54,21 @@ def wire_name(name: str) -> str:
 
 
 _FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+_SNAKE_CASE_ON_THE_WIRE: dict[type[Any], frozenset[str]] = {
+    OperationLogMessage: frozenset({"operation_id"}),  # inside a log entry's message
+}
+EXTRAS = "extras"
+"""The field, on the models that have one, that keeps what a response carried beyond them."""
 
 
 def _wire_fields(cls: type[Any]) -> tuple[tuple[str, str], ...]:
     """(attribute name, wire name) of each field of an attrs class, computed once per class."""
     fields = _FIELDS.get(cls)
     if fields is None:
-        fields = _FIELDS[cls] = tuple((a.name, wire_name(a.name)) for a in attrs.fields(cls))
+        as_is = _SNAKE_CASE_ON_THE_WIRE.get(cls, frozenset())
+        fields = _FIELDS[cls] = tuple(
+            (a.name, a.name if a.name in as_is else wire_name(a.name)) for a in attrs.fields(cls)
+        )
     return fields
 
 
@@ -99,14 +115,25 @@ def _number(value: object, _: object) -> float:
 
 
 def _renaming_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
-    """Structure a JSON object (and only an object) into `cls`, renaming fields."""
+    """Structure a JSON object (and only an object) into `cls`, renaming fields; the fields
+    it does not know go to its `extras`, when it has that field."""
     renames: dict[str, Any] = {name: override(rename=wire) for name, wire in _wire_fields(cls)}
+    keeps_extras = EXTRAS in renames
+    if keeps_extras:
+        renames[EXTRAS] = override(omit=True)
+    known = frozenset(wire for name, wire in _wire_fields(cls) if name != EXTRAS)
     generated = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=False, **renames)
 
     def structure(value: object, kind: Any) -> Any:
         if type(value) is not dict:
             raise TypeError(f"expected an object for {cls.__name__}, got {type(value).__name__}")
-        return generated(value, kind)
+        made = generated(value, kind)
+        if keeps_extras and not known.issuperset(value):
+            # the instance's own fresh dict, filled before anyone else can see the instance
+            getattr(made, EXTRAS).update(
+                {key: item for key, item in value.items() if key not in known}
+            )
+        return made
 
     return structure
 
@@ -136,7 +163,15 @@ _converter.register_structure_hook(float, _number)
 _converter.register_structure_hook_factory(attrs.has, _renaming_structure_fn)
 _converter.register_structure_hook_factory(_is_homogeneous_tuple, _array_structure_fn)
 
-_PROBLEM_FIELDS = frozenset(wire for _, wire in _wire_fields(Problem)) - {"extras"}
+_PROBLEM_FIELDS = frozenset(wire for _, wire in _wire_fields(Problem)) - {EXTRAS}
+
+
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class _Pagination(Model):
+    """The `pagination` of a page of results: `done` on the last page."""
+
+    done: bool
+    next_page_token: str | None = None
 
 
 def decode_write_response(payload: object) -> WriteResponse:
@@ -179,3 +214,26 @@ def decode_problem(payload: object) -> Problem | None:
                 fitting[key] = value
         problem = _converter.structure(fitting, Problem)
     return attrs.evolve(problem, extras=extras) if extras else problem
+
+
+def decode_operation(payload: object) -> Operation:
+    """A 200 body of `GET .../operations/{id}`. Raises when it does not fit."""
+    operation: Operation = _converter.structure(payload, Operation)
+    return operation
+
+
+def decode_operation_logs(payload: object) -> tuple[OperationLog, ...]:
+    """A 200 body of `GET .../operations/{id}/logs`: an array of log entries."""
+    logs: tuple[OperationLog, ...] = _converter.structure(payload, tuple[OperationLog, ...])
+    return logs
+
+
+def decode_operation_page(payload: object) -> OperationPage:
+    """A 200 body of `GET .../installations/{id}/operations`: `results` and `pagination`.
+    The next page's token is kept only when the page says it is not the last."""
+    if type(payload) is not dict:
+        raise TypeError(f"expected an object, got {type(payload).__name__}")
+    results: tuple[Operation, ...] = _converter.structure(payload["results"], tuple[Operation, ...])
+    pagination = _converter.structure(payload["pagination"], _Pagination)
+    token = None if pagination.done else pagination.next_page_token
+    return OperationPage(results=results, next_page_token=token or None)

@@ -23,15 +23,18 @@ from ._version import __version__
 from .errors import ConfigurationError
 from .retries import RetryConfig
 
-__all__ = ["DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT", "Core", "Timeout"]
+__all__ = ["DEFAULT_PLATFORM_URL", "DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT", "Core", "Timeout"]
 
 DEFAULT_SERVER_URL: Final = "https://write.withampersand.com/v1"
+DEFAULT_PLATFORM_URL: Final = "https://api.withampersand.com/v1"
+"""The Platform API, where the operations of asynchronous writes are read."""
 DEFAULT_TIMEOUT: Final = (10.0, 60.0)
 """Seconds to connect, and seconds for the answer: an attempt takes 70 s at most."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 
 ENV_API_KEY: Final = "AMPERSAND_API_KEY"
 ENV_SERVER_URL: Final = "AMPERSAND_SERVER_URL"
+ENV_PLATFORM_URL: Final = "AMPERSAND_PLATFORM_URL"
 ACCEPT: Final = "application/json, application/problem+json, text/plain;q=0.9"
 USER_AGENT: Final = (
     f"ampwrite/{__version__} python/{sys.version_info[0]}.{sys.version_info[1]} "
@@ -100,10 +103,24 @@ def check_server_url(
         )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         return ConfigurationError(
-            f"refusing plain http:// to {host}: the API key would travel unencrypted; "
-            "use https:// or pass allow_insecure_http=True"
+            f"refusing plain http:// to {host} ({name}): the API key would travel "
+            "unencrypted; use https:// or pass allow_insecure_http=True"
         )
     return url.rstrip("/")
+
+
+def _configured_url(
+    url: str | None, name: str, env: str, default: str, allow_insecure_http: bool
+) -> str:
+    """The URL given as `name`, else the environment variable `env`, else `default`, checked.
+    Raises ConfigurationError naming where an unusable URL came from."""
+    if url is None:
+        name = env
+        url = os.environ.get(env) or default
+    checked = check_server_url(url, allow_insecure_http=allow_insecure_http, name=name)
+    if isinstance(checked, ConfigurationError):
+        raise checked
+    return checked
 
 
 class Core:
@@ -111,7 +128,10 @@ class Core:
 
     - `api_key`: a string, or a callable returning one (called for every request, so a
       rotated key is picked up); defaults to the `AMPERSAND_API_KEY` environment variable.
-    - `server_url`: defaults to `AMPERSAND_SERVER_URL`, then the production URL.
+    - `server_url`: the Write API; defaults to `AMPERSAND_SERVER_URL`, then the production URL.
+    - `platform_url`: the Platform API, where operations (the outcome of asynchronous writes)
+      are read with the same key; defaults to `AMPERSAND_PLATFORM_URL`, then the production URL.
+      It is checked like `server_url`.
     - `timeout`: seconds an attempt may take as a whole, or a (connect, read) pair whose sum
       bounds it; kept as `Timeouts(connect, read, total)`.
     - `retries`: the default `RetryConfig` of every call.
@@ -133,6 +153,7 @@ class Core:
         api_key: ApiKey | None = None,
         *,
         server_url: str | None = None,
+        platform_url: str | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
         retries: RetryConfig | None = None,
         session: requests.Session | None = None,
@@ -152,13 +173,16 @@ class Core:
             checked_key = check_api_key(api_key)
             if isinstance(checked_key, ConfigurationError):
                 raise checked_key
-        url_name = "server_url"
-        if server_url is None:
-            url_name = ENV_SERVER_URL
-            server_url = os.environ.get(ENV_SERVER_URL) or DEFAULT_SERVER_URL
-        url = check_server_url(server_url, allow_insecure_http=allow_insecure_http, name=url_name)
-        if isinstance(url, ConfigurationError):
-            raise url
+        url = _configured_url(
+            server_url, "server_url", ENV_SERVER_URL, DEFAULT_SERVER_URL, allow_insecure_http
+        )
+        platform = _configured_url(
+            platform_url,
+            "platform_url",
+            ENV_PLATFORM_URL,
+            DEFAULT_PLATFORM_URL,
+            allow_insecure_http,
+        )
         checked_timeout = check_timeout(timeout)
         if isinstance(checked_timeout, ConfigurationError):
             raise checked_timeout
@@ -168,6 +192,7 @@ class Core:
             raise ConfigurationError("max_response_bytes must be at least 1")
         self._api_key: ApiKey = api_key
         self.server_url: str = url
+        self.platform_url: str = platform
         self.timeout: Timeouts = checked_timeout
         self.retries: RetryConfig = retries or RetryConfig()
         self.allow_insecure_http = allow_insecure_http
@@ -187,12 +212,13 @@ class Core:
     # -- what each call needs, resolved once ---------------------------------------------------
 
     def _prepare(self) -> None:
-        """What every call needs from the session, worked out once: the way to the server
+        """What every call needs from the session, worked out once: the way to each server
         and the constant request headers. Raises ConfigurationError."""
         self.base_headers = self._constant_headers()
-        unusable = self.transport.prepare(self.server_url)
-        if unusable is not None:
-            raise ConfigurationError(f"server_url {self.server_url!r} cannot be used: {unusable}")
+        for name, url in (("server_url", self.server_url), ("platform_url", self.platform_url)):
+            unusable = self.transport.prepare(url)
+            if unusable is not None:
+                raise ConfigurationError(f"{name} {url!r} cannot be used: {unusable}")
 
     def _constant_headers(self) -> dict[str, str]:
         ours = {
@@ -257,8 +283,8 @@ class Core:
 
     def __repr__(self) -> str:
         return (
-            f"Core(server_url={self.server_url!r}, timeout={self.timeout!r}, "
-            f"retries={self.retries!r})"
+            f"Core(server_url={self.server_url!r}, platform_url={self.platform_url!r}, "
+            f"timeout={self.timeout!r}, retries={self.retries!r})"
         )
 
 

@@ -10,8 +10,9 @@
     │   ├── RateLimitError        429
     │   └── ServerError           5xx
     ├── ResponseValidationError   a 2xx answer whose body does not fit the contract
-    └── TransportError            no usable answer (refused, reset, TLS, truncated, too large)
-        └── RequestTimeoutError
+    ├── TransportError            no usable answer (refused, reset, TLS, truncated, too large)
+    │   └── RequestTimeoutError
+    └── OperationTimeoutError     wait_for_operation gave up: still in progress at its timeout
 
 Every error carries `attempts`, the number of HTTP attempts made (0 when nothing was sent).
 No error message or repr contains the API key.
@@ -25,7 +26,7 @@ from typing import Any, NamedTuple
 
 from requests.structures import CaseInsensitiveDict
 
-from .models import BatchWriteResponse, Message, Problem, WriteFailure, WriteResult
+from .models import BatchWriteResponse, Message, Operation, Problem, WriteFailure, WriteResult
 
 __all__ = [
     "APIError",
@@ -34,6 +35,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "FailureKind",
+    "OperationTimeoutError",
     "RateLimitError",
     "RequestTimeoutError",
     "RequestValidationError",
@@ -301,3 +303,20 @@ class TransportError(AmpWriteError):
 
 class RequestTimeoutError(TransportError):
     """The connection or the answer took longer than the timeout."""
+
+
+class OperationTimeoutError(AmpWriteError):
+    """`wait_for_operation` gave up: its timeout passed before the operation left
+    `in_progress` (or before the server let it look again).
+
+    `operation_id` is the operation waited for; `last` the last `Operation` read (None when no
+    poll got one): its status is still `in_progress`. `attempts` counts the polls made. The
+    operation itself goes on: wait again, or read it later with `get_operation`.
+    """
+
+    def __init__(
+        self, message: str, *, operation_id: str, last: Operation | None, attempts: int = 0
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.operation_id = operation_id
+        self.last = last

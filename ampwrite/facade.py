@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .core import Core, Timeout
-from .models import WriteRecordsRequest, WriteResponse
+from .models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
+from .operations import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_WAIT_TIMEOUT,
+    get_operation,
+    iter_operations,
+    list_operation_logs,
+    list_operations,
+    wait_for_operation,
+)
 from .result import Err
 from .retries import RetryConfig
 from .write import write_records
@@ -44,8 +53,143 @@ class Write:
         return result.value
 
 
+class Operations:
+    """`client.operations`: what became of asynchronous writes (the Platform API). Each method
+    returns what its function in `ampwrite.operations` would return in `Ok`, or raises the
+    `AmpWriteError` it would return in `Err`."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def get(
+        self,
+        project_id_or_name: str,
+        operation_id: str,
+        *,
+        retries: RetryConfig | None = None,
+        timeout: Timeout | None = None,
+        platform_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Operation:
+        """`get_operation`."""
+        return get_operation(
+            self._core,
+            project_id_or_name,
+            operation_id,
+            retries=retries,
+            timeout=timeout,
+            platform_url=platform_url,
+            headers=headers,
+        ).unwrap()
+
+    def wait(
+        self,
+        project_id_or_name: str,
+        operation_id: str,
+        *,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        poll_interval: float | None = None,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        retries: RetryConfig | None = None,
+        request_timeout: Timeout | None = None,
+        platform_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Operation:
+        """`wait_for_operation`: raises `OperationTimeoutError` when it gives up."""
+        return wait_for_operation(
+            self._core,
+            project_id_or_name,
+            operation_id,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            retries=retries,
+            request_timeout=request_timeout,
+            platform_url=platform_url,
+            headers=headers,
+        ).unwrap()
+
+    def logs(
+        self,
+        project_id_or_name: str,
+        operation_id: str,
+        *,
+        retries: RetryConfig | None = None,
+        timeout: Timeout | None = None,
+        platform_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[OperationLog, ...]:
+        """`list_operation_logs`."""
+        return list_operation_logs(
+            self._core,
+            project_id_or_name,
+            operation_id,
+            retries=retries,
+            timeout=timeout,
+            platform_url=platform_url,
+            headers=headers,
+        ).unwrap()
+
+    def list(
+        self,
+        project_id_or_name: str,
+        integration_id: str,
+        installation_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        retries: RetryConfig | None = None,
+        timeout: Timeout | None = None,
+        platform_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> OperationPage:
+        """`list_operations`: one page."""
+        return list_operations(
+            self._core,
+            project_id_or_name,
+            integration_id,
+            installation_id,
+            page_size=page_size,
+            page_token=page_token,
+            retries=retries,
+            timeout=timeout,
+            platform_url=platform_url,
+            headers=headers,
+        ).unwrap()
+
+    def iterate(
+        self,
+        project_id_or_name: str,
+        integration_id: str,
+        installation_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        retries: RetryConfig | None = None,
+        timeout: Timeout | None = None,
+        platform_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[Operation]:
+        """`iter_operations`, one operation at a time across pages; a page that cannot be
+        read raises its error."""
+        for page in iter_operations(
+            self._core,
+            project_id_or_name,
+            integration_id,
+            installation_id,
+            page_size=page_size,
+            page_token=page_token,
+            retries=retries,
+            timeout=timeout,
+            platform_url=platform_url,
+            headers=headers,
+        ):
+            yield from page.unwrap().results
+
+
 class AmpWrite:
-    """A client: `AmpWrite(api_key=...).write.records(request)`.
+    """A client: `AmpWrite(api_key=...).write.records(request)`,
+    `client.operations.wait(project, operation_id)`.
 
     Takes the same arguments as `Core`; `.core` is the `Core` it uses, for the functional API.
     """
@@ -53,6 +197,7 @@ class AmpWrite:
     def __init__(self, api_key: Any = None, **core_options: Any) -> None:
         self.core = Core(api_key, **core_options)
         self.write = Write(self.core)
+        self.operations = Operations(self.core)
 
     def close(self) -> None:
         self.core.close()

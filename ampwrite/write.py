@@ -13,20 +13,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
-from ._headers import API_KEY_HEADER, header_issues, merge_headers
+from ._call import call_headers, call_settings
+from ._headers import header_issues
+from ._paths import write_path
 from ._send import send_with_retries
-from ._transport import Request, Timeouts
+from ._transport import Request
 from ._validate import Checked, check_request, show, unencodable
 from ._wire import decode_write_response, to_wire
-from .core import Core, Timeout, check_server_url, check_timeout
-from .errors import (
-    AmpWriteError,
-    ConfigurationError,
-    RequestValidationError,
-    ValidationIssue,
-)
+from .core import Core, Timeout
+from .errors import AmpWriteError, RequestValidationError, ValidationIssue
 from .models import WriteRecordsRequest, WriteResponse
 from .result import Err, Result
 from .retries import RetryConfig
@@ -54,7 +50,9 @@ def write_records(
     checked = _validate(request, headers)
     if isinstance(checked, AmpWriteError):
         return Err(checked)
-    settings = _call_settings(core, retries, timeout, server_url)
+    settings = call_settings(
+        core, retries, timeout, server_url, default_url=core.server_url, url_name="server_url"
+    )
     if isinstance(settings, AmpWriteError):
         return Err(settings)
     config, call_timeout, base_url = settings
@@ -67,11 +65,8 @@ def write_records(
         ).encode("utf-8")
     except (ValueError, UnicodeEncodeError, RecursionError):
         return Err(RequestValidationError(unencodable(checked.body, "requestBody")))
-    path = _path(checked)
-    request_headers = (
-        merge_headers(core.base_headers, headers) if headers else dict(core.base_headers)
-    )
-    request_headers[API_KEY_HEADER] = key
+    path = write_path(checked.project_id_or_name, checked.integration_id, checked.object_name)
+    request_headers = call_headers(core, headers, key, has_body=True)
     attempt = Request(
         "POST", base_url, path, request_headers, body, call_timeout, core.max_response_bytes
     )
@@ -100,40 +95,3 @@ def _validate(request: object, headers: Mapping[str, str] | None) -> Checked | A
         issues = (checked if isinstance(checked, tuple) else ()) + header_issues_found
         return RequestValidationError(issues)
     return checked
-
-
-def _call_settings(
-    core: Core, retries: object, timeout: object, server_url: object
-) -> tuple[RetryConfig, Timeouts, str] | ConfigurationError:
-    config = core.retries if retries is None else retries
-    if not isinstance(config, RetryConfig):
-        return ConfigurationError(f"retries must be a RetryConfig, got {type(retries).__name__}")
-    call_timeout = core.timeout if timeout is None else check_timeout(timeout)
-    if isinstance(call_timeout, ConfigurationError):
-        return call_timeout
-    base_url = (
-        core.server_url
-        if server_url is None
-        else check_server_url(server_url, allow_insecure_http=core.allow_insecure_http)
-    )
-    if isinstance(base_url, ConfigurationError):
-        return base_url
-    return config, call_timeout, base_url
-
-
-# -- stage 2 ------------------------------------------------------------------------------------
-
-
-def _segment(value: str) -> str:
-    """One path segment: everything but unreserved characters encoded, `.` and `..` too."""
-    encoded = quote(value, safe="")
-    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
-
-
-def _path(checked: Checked) -> str:
-    """The operation's path below the server URL."""
-    return (
-        f"/projects/{_segment(checked.project_id_or_name)}"
-        f"/integrations/{_segment(checked.integration_id)}"
-        f"/objects/{_segment(checked.object_name)}"
-    )

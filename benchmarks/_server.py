@@ -2,7 +2,8 @@
 
 It answers each write with a well-formed 200 (keep-alive, one send): a batch answer with one
 successful result per record of the batch, or a single-record answer, after `--latency`
-seconds (optional). It stores nothing, so a benchmark measures the client.
+seconds (optional); and any GET with a finished write's operation, as the Platform API would.
+It stores nothing, so a benchmark measures the client.
 `python benchmarks/_server.py` prints its port on the first line and serves until killed.
 """
 
@@ -21,9 +22,24 @@ from itertools import count
 from typing import Any
 
 _IDS = count(1)
+OPERATION = {
+    "projectId": "123e4567-e89b-12d3-a456-426614174000",
+    "integrationId": "113e9685-9a51-42cc-8662-9d9725b17f14",
+    "installationId": "66438162-5299-4669-a41d-85c5a3b1a83e",
+    "configId": "a1b2c3d4-e5f6-4789-a012-3456789abcde",
+    "actionType": "write",
+    "status": "success",
+    "id": "op-bench",
+    "result": "Batch write completed (2 succeeded, 0 failed)",
+    "metadata": {"objects": ["contact"], "successfulRecordIds": ["001xx01", "001xx02"]},
+    "createTime": "2023-07-13T22:10:00.000000Z",
+}
+_OPERATION_BODY = json.dumps(OPERATION, separators=(",", ":")).encode()
 
 
-def _answer(body: bytes) -> bytes:
+def _answer(method: bytes, body: bytes) -> bytes:
+    if method == b"GET":
+        return _framed(_OPERATION_BODY)
     try:
         request = json.loads(body)
     except ValueError:
@@ -39,7 +55,10 @@ def _answer(body: bytes) -> bytes:
         }
     else:
         payload = {"operationId": "op-bench", "result": {"success": True, "recordId": "r0"}}
-    data = json.dumps(payload, separators=(",", ":")).encode()
+    return _framed(json.dumps(payload, separators=(",", ":")).encode())
+
+
+def _framed(data: bytes) -> bytes:
     head = (
         f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     )
@@ -64,7 +83,7 @@ def _handler(latency: float) -> Handler:
                 body = await reader.readexactly(length) if length else b""
                 if latency:
                     await asyncio.sleep(latency)
-                writer.write(_answer(body))
+                writer.write(_answer(head.split(b" ", 1)[0], body))
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:

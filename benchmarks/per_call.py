@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +24,7 @@ import requests
 
 from ampwrite import Core, RetryConfig, write_records
 from benchmarks._server import answering_server
+from benchmarks._side_by_side import compare
 
 KEY = "bench-key"
 PATH = "/projects/bench-project/integrations/bench-integration/objects/contacts"
@@ -84,14 +83,6 @@ def http_client(url: str) -> Callable[[], None]:
 CLIENTS = {"ampwrite": ampwrite_client, "raw requests": requests_client, "http.client": http_client}
 
 
-def measure(call: Callable[[], None], calls: int) -> tuple[float, float]:
-    """(wall, cpu) seconds per call over `calls` calls."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(calls):
-        call()
-    return (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a run of a few seconds")
@@ -99,26 +90,7 @@ def main() -> None:
     rounds, calls = (5, 200) if args.smoke else (15, 1000)
     with answering_server() as url:
         clients = {name: make(url) for name, make in CLIENTS.items()}
-        for call in clients.values():  # warm up: connections, caches, generated code
-            measure(call, 50)
-        walls: dict[str, list[float]] = {name: [] for name in clients}
-        cpus: dict[str, list[float]] = {name: [] for name in clients}
-        for _ in range(rounds):
-            for name, call in clients.items():
-                wall, cpu = measure(call, calls)
-                walls[name].append(wall)
-                cpus[name].append(cpu)
-    base_wall = statistics.median(walls["raw requests"])
-    base_cpu = statistics.median(cpus["raw requests"])
-    print(f"{rounds} interleaved rounds of {calls} sequential calls each; medians per call")
-    header = ("client", "wall µs", "cpu µs", "wall ÷ requests", "cpu ÷ requests")
-    print(f"{header[0]:<14} {header[1]:>9} {header[2]:>9} {header[3]:>16} {header[4]:>15}")
-    for name in clients:
-        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
-        print(
-            f"{name:<14} {wall * 1e6:>9.1f} {cpu * 1e6:>9.1f} "
-            f"{wall / base_wall:>16.2f} {cpu / base_cpu:>15.2f}"
-        )
+        compare(clients, rounds=rounds, calls=calls, baseline="raw requests")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,377 @@
+"""Following asynchronous writes: the operation endpoints of the Platform API.
+
+An asynchronous write answers only an `operationId`; what became of it is read from the
+Platform API (`Core.platform_url`, with the same API key):
+
+- `get_operation`: one operation, read once;
+- `wait_for_operation`: read it again and again until its status is no longer `in_progress`;
+- `list_operation_logs`: its log entries;
+- `list_operations`: one page of an installation's operations; `iter_operations` every page.
+
+Each read is one `GET` through the same stages as a write: its inputs are checked first
+(nothing is sent for an empty id), each path parameter is one percent-encoded segment, and
+the answer goes through the same redaction, decoding table and retry loop (`ampwrite._send`).
+A read is idempotent, so 500, 502, 504, resets and read timeouts are retried by default too,
+still within the `RetryConfig` and honouring `Retry-After`. None of these functions raises for
+anything the network, the server or the caller's data does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import attrs
+
+from ._call import CallSettings, call_headers, call_settings
+from ._headers import header_issues
+from ._paths import operation_logs_path, operation_path, operations_path, query
+from ._send import send_with_retries
+from ._transport import Request, Timeouts
+from ._validate import _integer, _path_parameter
+from ._wire import decode_operation, decode_operation_logs, decode_operation_page
+from .core import MAX_TIMEOUT, Core, Timeout
+from .errors import (
+    AmpWriteError,
+    ConfigurationError,
+    OperationTimeoutError,
+    RequestValidationError,
+    ValidationIssue,
+)
+from .models import Operation, OperationLog, OperationPage
+from .result import Err, Ok, Result
+from .retries import Disposition, RetryConfig, disposition, server_wait
+
+__all__ = [
+    "DEFAULT_MAX_POLL_INTERVAL",
+    "DEFAULT_WAIT_TIMEOUT",
+    "FIRST_POLL_DELAY",
+    "get_operation",
+    "iter_operations",
+    "list_operation_logs",
+    "list_operations",
+    "wait_for_operation",
+]
+
+log = logging.getLogger("ampwrite")
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE: Final = 1000
+DEFAULT_WAIT_TIMEOUT: Final = 300.0
+"""Seconds `wait_for_operation` waits by default before it gives up."""
+FIRST_POLL_DELAY: Final = 0.5
+"""Seconds between the first poll and the second; each later wait doubles, up to the cap."""
+POLL_BACKOFF: Final = 2.0
+DEFAULT_MAX_POLL_INTERVAL: Final = 10.0
+MIN_POLL_SECONDS: Final = 1.0
+"""A poll started just before the wait's deadline may still take this long (its own timeout,
+if shorter)."""
+
+
+# -- one read -------------------------------------------------------------------------------------
+
+
+def get_operation(
+    core: Core,
+    project_id_or_name: str,
+    operation_id: str,
+    *,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Result[Operation, AmpWriteError]:
+    """Read one operation: `Ok(Operation)` or `Err(error)` (a 404 `APIError` when the project
+    has no such operation).
+
+    The keyword options override the `Core`'s settings for this call, as for `write_records`;
+    `platform_url` replaces `Core.platform_url`.
+    """
+    _require_core(core, "get_operation")
+    ids = {"project_id_or_name": project_id_or_name, "operation_id": operation_id}
+    settings = _checked(core, ids, (), headers, retries, timeout, platform_url)
+    if isinstance(settings, AmpWriteError):
+        return Err(settings)
+    path = operation_path(project_id_or_name, operation_id)
+    return _get(core, settings, path, headers, decode_operation)
+
+
+def list_operation_logs(
+    core: Core,
+    project_id_or_name: str,
+    operation_id: str,
+    *,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Result[tuple[OperationLog, ...], AmpWriteError]:
+    """Read the log entries of one operation, in the order the server lists them."""
+    _require_core(core, "list_operation_logs")
+    ids = {"project_id_or_name": project_id_or_name, "operation_id": operation_id}
+    settings = _checked(core, ids, (), headers, retries, timeout, platform_url)
+    if isinstance(settings, AmpWriteError):
+        return Err(settings)
+    path = operation_logs_path(project_id_or_name, operation_id)
+    return _get(core, settings, path, headers, decode_operation_logs)
+
+
+def list_operations(
+    core: Core,
+    project_id_or_name: str,
+    integration_id: str,
+    installation_id: str,
+    *,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Result[OperationPage, AmpWriteError]:
+    """Read one page of an installation's operations.
+
+    `page_size` is 1 to 1000 (the server's default is 200); `page_token` is the
+    `next_page_token` of the page before. `OperationPage.next_page_token` is None on the last
+    page.
+    """
+    _require_core(core, "list_operations")
+    ids = {
+        "project_id_or_name": project_id_or_name,
+        "integration_id": integration_id,
+        "installation_id": installation_id,
+    }
+    paging: list[ValidationIssue] = []
+    if page_size is not None:
+        _integer(1, MAX_PAGE_SIZE)(page_size, "page_size", paging)
+    if page_token is not None:
+        _path_parameter(page_token, "page_token", paging)
+    settings = _checked(core, ids, paging, headers, retries, timeout, platform_url)
+    if isinstance(settings, AmpWriteError):
+        return Err(settings)
+    path = operations_path(project_id_or_name, integration_id, installation_id) + query(
+        {"pageSize": page_size, "pageToken": page_token}
+    )
+    return _get(core, settings, path, headers, decode_operation_page)
+
+
+def iter_operations(
+    core: Core,
+    project_id_or_name: str,
+    integration_id: str,
+    installation_id: str,
+    *,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Iterator[Result[OperationPage, AmpWriteError]]:
+    """Every page of an installation's operations, from `page_token` (or the first page) on:
+    one `Result` per page, as `list_operations` returns it. Pages are read as you iterate;
+    after the last page, or after the first `Err` (which is yielded), the iterator ends. To
+    go on after an error, start again from the `next_page_token` of the last page you got."""
+    _require_core(core, "iter_operations")
+
+    def pages() -> Iterator[Result[OperationPage, AmpWriteError]]:
+        token = page_token
+        while True:
+            page = list_operations(
+                core,
+                project_id_or_name,
+                integration_id,
+                installation_id,
+                page_size=page_size,
+                page_token=token,
+                retries=retries,
+                timeout=timeout,
+                platform_url=platform_url,
+                headers=headers,
+            )
+            yield page
+            if isinstance(page, Err) or page.value.next_page_token is None:
+                return
+            token = page.value.next_page_token
+
+    return pages()
+
+
+# -- waiting ---------------------------------------------------------------------------------------
+
+
+def wait_for_operation(
+    core: Core,
+    project_id_or_name: str,
+    operation_id: str,
+    *,
+    timeout: float = DEFAULT_WAIT_TIMEOUT,
+    poll_interval: float | None = None,
+    max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+    retries: RetryConfig | None = None,
+    request_timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Result[Operation, AmpWriteError]:
+    """Poll an operation until its status is no longer `in_progress`.
+
+    - `Ok(Operation)` for any other status: `success`, `failure` (the call worked; the write
+      did not) or a status the server added since.
+    - `Err(OperationTimeoutError)` once `timeout` seconds have passed (`.operation_id`, and
+      `.last`, the last `Operation` read, or None).
+    - `Err(error)` for any other failure that retrying did not cure (a 404, say).
+
+    The first poll is made at once. Between polls it waits `poll_interval` seconds if given,
+    else 0.5 s, then twice as long each time, up to `max_poll_interval`. When the server
+    answers 429 or 503 (after the poll's own retries), the next poll comes when it asked
+    (`Retry-After`, or the problem's `retryAfter`); if that is past the deadline, the wait ends
+    there. `retries` and `request_timeout` apply to each poll; a poll's retries end with the
+    wait. Waiting and timing use `core.sleep` and `core.clock`.
+    """
+    _require_core(core, "wait_for_operation")
+    ids = {"project_id_or_name": project_id_or_name, "operation_id": operation_id}
+    settings = _checked(core, ids, (), headers, retries, request_timeout, platform_url)
+    if isinstance(settings, AmpWriteError):
+        return Err(settings)
+    unusable = _wait_issue(timeout, poll_interval, max_poll_interval)
+    if unusable is not None:
+        return Err(unusable)
+    path = operation_path(project_id_or_name, operation_id)
+    deadline = core.clock() + timeout
+    last: Operation | None = None
+    polls = 0
+    while True:
+        poll = _within(settings, deadline - core.clock())
+        result = _get(core, poll, path, headers, decode_operation)
+        polls += 1
+        asked: float | None = None
+        if isinstance(result, Ok):
+            if result.value.done:
+                return result
+            last = result.value
+        elif disposition(result.error) is Disposition.REFUSED:  # 429, 503: poll later
+            asked = server_wait(result.error)
+        else:
+            return result
+        delay = asked if asked is not None else _poll_delay(polls, poll_interval, max_poll_interval)
+        left = deadline - core.clock()
+        if left <= 0 or (asked is not None and asked > left):
+            return Err(_timed_out(operation_id, timeout, last, polls, result))
+        log.debug("operation %s not done; next poll in %.2f s", operation_id, min(delay, left))
+        core.sleep(min(delay, left))
+
+
+def _poll_delay(polls: int, poll_interval: float | None, max_poll_interval: float) -> float:
+    """Seconds to wait after poll number `polls` (1 for the first)."""
+    if poll_interval is not None:
+        return poll_interval
+    return min(max_poll_interval, FIRST_POLL_DELAY * POLL_BACKOFF ** min(polls - 1, 64))
+
+
+def _within(settings: CallSettings, left: float) -> CallSettings:
+    """The settings of a poll made with `left` seconds of the wait to go: its retries stop
+    with the wait, and each attempt takes at most what is left (or `MIN_POLL_SECONDS`)."""
+    config = settings.retries
+    budget = max(left, 0.0)
+    if config.max_elapsed_time > budget:
+        config = attrs.evolve(config, max_elapsed_time=budget)
+    cap = max(left, MIN_POLL_SECONDS)
+    if max(settings.timeout) <= cap and config is settings.retries:
+        return settings
+    return settings._replace(
+        retries=config, timeout=Timeouts(*(min(part, cap) for part in settings.timeout))
+    )
+
+
+def _wait_issue(
+    timeout: object, poll_interval: object, max_poll_interval: object
+) -> ConfigurationError | None:
+    """Why the wait's own settings cannot be used, if they cannot: each is seconds."""
+    for name, value in (
+        ("timeout", timeout),
+        ("poll_interval", poll_interval),
+        ("max_poll_interval", max_poll_interval),
+    ):
+        if value is None and name == "poll_interval":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return ConfigurationError(f"{name} must be seconds, got {value!r}")
+        if not 0 < value <= MAX_TIMEOUT:
+            return ConfigurationError(
+                f"{name} must be more than 0 and at most 1,000,000 seconds, got {value!r}"
+            )
+    return None
+
+
+def _timed_out(
+    operation_id: str,
+    timeout: float,
+    last: Operation | None,
+    polls: int,
+    result: Result[Operation, AmpWriteError],
+) -> OperationTimeoutError:
+    state = "was still in progress" if last is not None else "could not be read"
+    message = (
+        f"operation {operation_id!r} {state} after {timeout:g} s "
+        f"({polls} poll{'s' if polls != 1 else ''})"
+    )
+    if isinstance(result, Err):
+        message += f"; the last poll got: {result.error}"
+    return OperationTimeoutError(message, operation_id=operation_id, last=last, attempts=polls)
+
+
+# -- the stages every read shares ----------------------------------------------------------------
+
+
+def _require_core(core: object, function: str) -> None:
+    if not isinstance(core, Core):
+        raise TypeError(f"{function} needs a Core, got {type(core).__name__}")
+
+
+def _checked(
+    core: Core,
+    ids: Mapping[str, object],
+    issues: Sequence[ValidationIssue],
+    headers: object,
+    retries: object,
+    timeout: object,
+    platform_url: object,
+) -> CallSettings | AmpWriteError:
+    """The call's settings, or why it cannot be sent: each id must be a non-empty string,
+    and `issues` (found in the other inputs) must be empty."""
+    found = list(issues)
+    for name, value in ids.items():
+        _path_parameter(value, name, found)
+    found.extend(header_issues(headers))
+    if found:
+        return RequestValidationError(tuple(found))
+    return call_settings(
+        core, retries, timeout, platform_url, default_url=core.platform_url, url_name="platform_url"
+    )
+
+
+def _get(
+    core: Core,
+    settings: CallSettings,
+    path: str,
+    headers: Mapping[str, str] | None,
+    decode: Callable[[Any], T],
+) -> Result[T, AmpWriteError]:
+    """One GET of `path` below the settings' base URL, retried as an idempotent request."""
+    key = core.api_key()
+    if isinstance(key, AmpWriteError):
+        return Err(key)
+    request = Request(
+        "GET",
+        settings.base_url,
+        path,
+        call_headers(core, headers, key, has_body=False),
+        None,
+        settings.timeout,
+        core.max_response_bytes,
+    )
+    return send_with_retries(
+        core, request, secret=key, retries=settings.retries, decode=decode, idempotent=True
+    )
