@@ -44,9 +44,14 @@ class Client:
         path: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        omit: tuple[str, ...] = (),
     ) -> Reply:
+        """Send with the API key and a JSON Content-Type, plus `headers`, less `omit`."""
         all_headers = {"X-Api-Key": self.api_key, "Content-Type": "application/json"}
         all_headers.update(headers or {})
+        for name in omit:
+            all_headers.pop(name, None)
         self.conn.request(method, path, body=body, headers=all_headers)
         response = self.conn.getresponse()
         return Reply(response.status, response.headers, response.read())

@@ -70,7 +70,13 @@ def read_until_closed(sock: socket.socket) -> bytes:
 
 
 def request_head(api_key: str, *extra: str) -> bytes:
-    lines = [f"POST {WRITE_PATH} HTTP/1.1", "Host: x", f"X-Api-Key: {api_key}", *extra]
+    lines = [
+        f"POST {WRITE_PATH} HTTP/1.1",
+        "Host: x",
+        f"X-Api-Key: {api_key}",
+        "Content-Type: application/json",
+        *extra,
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 

@@ -1,4 +1,5 @@
-"""Sandbox asynchronous writes and the operations endpoint, over real HTTP."""
+"""Sandbox asynchronous writes and the operation endpoint, over real HTTP (the contract's
+checks of every operation endpoint are in test_sandbox_operations.py)."""
 
 from __future__ import annotations
 
@@ -73,20 +74,18 @@ def test_async_create_goes_from_in_progress_to_success(sb: Sandbox) -> None:
     assert pending["id"] == operation_id
     assert pending["projectId"] == "proj-1"
     assert pending["integrationId"] == "int-1"
-    assert pending["objectName"] == "contacts"
-    assert pending["groupRef"] == "g"
+    assert pending["actionType"] == "write"
+    installation = sb.installation_id(
+        project_id_or_name="proj-1", integration_id="int-1", group_ref="g"
+    )
+    assert pending["installationId"] == installation
+    assert pending["metadata"] == {"objects": ["contacts"], "successfulRecordIds": []}
     assert pending["createTime"].endswith("Z")
 
     done = wait_until_done(sb, operation_id)
     assert done["status"] == "success"
-    assert done["result"] == {
-        "operationId": operation_id,
-        "result": {
-            "success": True,
-            "recordId": "003000000000001",
-            "data": {"email": "a@x", "id": "003000000000001"},
-        },
-    }
+    assert done["result"] == "Write completed (1 succeeded, 0 failed)"
+    assert done["metadata"]["successfulRecordIds"] == ["003000000000001"]
     assert done["updateTime"] >= done["createTime"]
     assert sb.records() == [{"email": "a@x", "id": "003000000000001"}]
     assert sb.operation(operation_id) == done
@@ -97,8 +96,10 @@ def test_async_failure_is_reported_on_the_operation(sb: Sandbox) -> None:
     _, _, answer = call(sb, "POST", WRITE_PATH, body)
     done = wait_until_done(sb, answer["operationId"])
     assert done["status"] == "failure"
-    assert done["result"]["errors"] == [{"message": "The record with ID nope was not found"}]
-    assert done["result"]["result"] == {"success": False}
+    assert done["result"] == (
+        "Write failed (0 succeeded, 1 failed): The record with ID nope was not found"
+    )
+    assert done["metadata"]["successfulRecordIds"] == []
 
 
 def test_async_batch(sb: Sandbox) -> None:
@@ -107,7 +108,8 @@ def test_async_batch(sb: Sandbox) -> None:
     _, _, answer = call(sb, "POST", WRITE_PATH, body)
     done = wait_until_done(sb, answer["operationId"])
     assert done["status"] == "success"
-    assert done["result"]["successCount"] == 3
+    assert done["result"] == "Batch write completed (3 succeeded, 0 failed)"
+    assert done["metadata"]["successfulRecordIds"] == [r["id"] for r in sb.records()]
     assert len(sb.records()) == 3
 
 
@@ -117,7 +119,8 @@ def test_synchronous_writes_are_operations_too(sb: Sandbox) -> None:
     status, op = operation(sb, answer["operationId"])
     assert status == 200
     assert op["status"] == "success"
-    assert op["result"] == answer
+    assert op["result"] == "Write completed (1 succeeded, 0 failed)"
+    assert op["metadata"]["successfulRecordIds"] == [answer["result"]["recordId"]]
 
 
 def test_unknown_operation_is_404_problem(sb: Sandbox) -> None:
@@ -156,7 +159,7 @@ def test_async_writes_apply_in_order(sb: Sandbox) -> None:
     create = {"groupRef": "g", "type": "create", "mode": "asynchronous", "record": {"v": 1}}
     _, _, first = call(sb, "POST", WRITE_PATH, create)
     done = wait_until_done(sb, first["operationId"])
-    record_id = done["result"]["result"]["recordId"]
+    record_id = done["metadata"]["successfulRecordIds"][0]
     ids: list[str] = []
     for value in range(2, 6):
         record = {"id": record_id, "v": value}

@@ -127,7 +127,8 @@ def test_module_entry_point_serves_until_interrupted() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         body = json.dumps({"groupRef": "g", "type": "create", "record": {}})
         path = "/v1/projects/p/integrations/i/objects/o"
-        conn.request("POST", path, body=body, headers={"X-Api-Key": "cli-key"})
+        headers = {"X-Api-Key": "cli-key", "Content-Type": "application/json"}
+        conn.request("POST", path, body=body, headers=headers)
         assert conn.getresponse().status == 200
         conn.close()
         process.send_signal(signal.SIGINT)

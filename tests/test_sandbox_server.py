@@ -90,8 +90,10 @@ def test_header_name_is_case_insensitive(sb: Sandbox) -> None:
 def test_custom_api_key() -> None:
     with Sandbox(api_key="k-123") as sb:
         assert sb.api_key == "k-123"
-        assert call(sb, "POST", WRITE_PATH, CREATE, {"X-Api-Key": "k-123"})[0] == 200
-        assert call(sb, "POST", WRITE_PATH, CREATE, {"X-Api-Key": "sandbox-api-key"})[0] == 401
+        json_type = {"Content-Type": "application/json"}
+        assert call(sb, "POST", WRITE_PATH, CREATE, {"X-Api-Key": "k-123", **json_type})[0] == 200
+        wrong = {"X-Api-Key": "sandbox-api-key", **json_type}
+        assert call(sb, "POST", WRITE_PATH, CREATE, wrong)[0] == 401
 
 
 @pytest.mark.parametrize(
@@ -313,6 +315,7 @@ def test_chunked_body_and_connection_close(sb: Sandbox) -> None:
     payload = (
         (
             f"POST {WRITE_PATH} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {sb.api_key}\r\n"
+            "Content-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         ).encode()
         + chunks
@@ -328,6 +331,7 @@ def test_expect_100_continue(sb: Sandbox) -> None:
     body = json.dumps(CREATE).encode()
     head = (
         f"POST {WRITE_PATH} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {sb.api_key}\r\n"
+        "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
     ).encode()
     with socket.create_connection(sb.address, timeout=10) as sock:
@@ -342,7 +346,7 @@ def test_http_10_closes_by_default(sb: Sandbox) -> None:
     body = json.dumps(CREATE).encode()
     payload = (
         f"POST {WRITE_PATH} HTTP/1.0\r\nX-Api-Key: {sb.api_key}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     answer = raw_exchange(sb, payload)
     assert answer.startswith(b"HTTP/1.1 200 OK")

@@ -277,7 +277,7 @@ def test_wrong_content_type_is_400(client: Client, content_type: str) -> None:
     assert "Content-Type" in reply.text
 
 
-def test_missing_content_type_is_tolerated(sb: Sandbox) -> None:
+def test_missing_content_type_is_400(sb: Sandbox) -> None:
     host, port = sb.address
     conn = http.client.HTTPConnection(host, port, timeout=10)
     conn.putrequest("POST", WRITE_PATH, skip_accept_encoding=True)
@@ -286,8 +286,11 @@ def test_missing_content_type_is_tolerated(sb: Sandbox) -> None:
     conn.putheader("Content-Length", str(len(raw)))
     conn.endheaders(raw)
     response = conn.getresponse()
-    assert response.status == 200
+    assert response.status == 400
+    assert response.getheader("Content-Type", "").startswith("text/plain")
+    assert "Content-Type" in response.read().decode()
     conn.close()
+    assert sb.records() == []
 
 
 @pytest.mark.parametrize(

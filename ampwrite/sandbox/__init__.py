@@ -3,12 +3,25 @@
 Start one with ``with Sandbox() as sb:`` and point any HTTP client at ``sb.url`` (which
 includes ``/v1``) with the header ``X-Api-Key: sb.api_key``. The sandbox validates requests
 like the real API (400 text/plain naming the field), stores records in memory per
-(project, integration, groupRef, object), runs asynchronous writes and serves their
-operations, and can inject faults deterministically (``Faults``, ``fail_next``,
-``reset_next``).
+(project, integration, groupRef, object), runs asynchronous writes, and can inject faults
+deterministically (``Faults``, ``fail_next``, ``reset_next``).
+
+Every write is an operation, served at the Platform API's own paths below the same
+``sb.url`` (so it is the SDK's ``server_url`` and ``platform_url`` alike), with the same key:
+
+* ``GET /v1/projects/{p}/operations/{operationId}`` - the ``Operation``: ``in_progress``,
+  then ``success`` or ``failure``, a ``result`` summary such as "Batch write completed (3
+  succeeded, 1 failed)", ``metadata.successfulRecordIds``
+* ``GET /v1/projects/{p}/operations/{operationId}/logs`` - its log, oldest first
+* ``GET /v1/projects/{p}/integrations/{i}/installations/{installationId}/operations
+  ?pageSize=&pageToken=`` - the installation's operations, newest first, a page at a time
+
+There is one installation per (project, integration, groupRef): ``sb.installation_id(...)``
+gives its ID.
 
 Python inspection: ``sb.records(...)``, ``sb.requests``, ``sb.operation(id)``,
-``sb.reset()``, ``sb.configure_object(...)``, ``sb.add_record(...)``.
+``sb.installation_id(...)``, ``sb.reset()``, ``sb.configure_object(...)``,
+``sb.add_record(...)``.
 
 The same over HTTP, without an API key, under ``/_sandbox/``:
 
@@ -23,6 +36,8 @@ The same over HTTP, without an API key, under ``/_sandbox/``:
   ``POST /_sandbox/reset-next`` ``{"count"?}`` - scripted faults
 * ``PUT /_sandbox/objects/{objectName}`` ``{"requiredFields"?, "uniqueFields"?,
   "deleteEnabled"?}`` - object rules
+* ``GET /_sandbox/installations?project=&integration=&groupRef=`` - the installations
+  known so far (those writes ran for), with their IDs
 * ``GET /_sandbox/health``
 
 Only the standard library is used, and importing this package does not import

@@ -100,7 +100,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative,
         default=0.05,
         metavar="SECONDS",
-        help="delay before an asynchronous write is applied (default: 0.05)",
+        help=(
+            "delay before an asynchronous write is applied; its operation is in_progress "
+            "until then (default: 0.05)"
+        ),
     )
 
 
@@ -140,6 +143,7 @@ def run(ns: argparse.Namespace) -> int:
         return 1
     print(f"ampwrite sandbox listening on {sandbox.url}", flush=True)
     print(f"  API key:    {sandbox.api_key}", flush=True)
+    print(f"  operations: {sandbox.url}/projects/PROJECT/operations/ID", flush=True)
     print(f"  inspection: {sandbox.base_url}/_sandbox/records", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     sandbox.serve_forever()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ObjectRules", "RecordStore", "WriteTarget"]
+__all__ = ["ObjectRules", "RecordFailure", "RecordStore", "WriteOutcome", "WriteTarget"]
 
 Record = dict[str, Any]
 BucketKey = tuple[str, str, str, str]
@@ -42,6 +42,31 @@ class WriteTarget:
     @property
     def key(self) -> BucketKey:
         return (self.project, self.integration, self.group_ref, self.object_name)
+
+
+@dataclass(frozen=True)
+class RecordFailure:
+    """Why one record of a write failed; ``index`` is its place in the batch (None for a
+    single-record write)."""
+
+    index: int | None
+    message: str
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    """What a write did: the HTTP status and JSON body to answer, how many records succeeded
+    and failed (as the answer counts them), the IDs of the records created or updated, each
+    record's failure, and for a batch refused whole under ``allOrNone`` the reason."""
+
+    status: int
+    body: dict[str, Any]
+    batch: bool
+    succeeded: int
+    failed: int
+    written_ids: tuple[str, ...] = ()
+    failures: tuple[RecordFailure, ...] = ()
+    rolled_back: str | None = None
 
 
 class _ItemFailed(Exception):
@@ -148,8 +173,8 @@ class RecordStore:
 
     def execute(
         self, target: WriteTarget, request: dict[str, Any], operation_id: str
-    ) -> tuple[int, dict[str, Any]]:
-        """Apply a validated write; return the HTTP status and JSON body to answer."""
+    ) -> WriteOutcome:
+        """Apply a validated write; return what it did and the answer to give."""
         write_type: str = request["type"]
         with self._lock:
             rules = self._rules.get(target.object_name, ObjectRules())
@@ -169,7 +194,7 @@ class RecordStore:
         record: Record,
         rules: ObjectRules,
         operation_id: str,
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> WriteOutcome:
         try:
             record_id, stored = self._apply(staging, write_type, record, rules)
         except _ItemFailed as failure:
@@ -181,13 +206,17 @@ class RecordStore:
             if failure.code is not None:
                 raw = [{"message": failure.message, "errorCode": failure.code}]
                 body["rawResponse"] = json.dumps(raw)
-            return 422, body
+            failure_of = RecordFailure(None, failure.message)
+            return WriteOutcome(422, body, False, 0, 1, failures=(failure_of,))
         staging.commit()
         result: dict[str, Any] = {"success": True}
+        written: tuple[str, ...] = ()
         if stored is not None:
             result["recordId"] = record_id
             result["data"] = stored
-        return 200, {"operationId": operation_id, "result": result}
+            written = (record_id,)
+        body = {"operationId": operation_id, "result": result}
+        return WriteOutcome(200, body, False, 1, 0, written_ids=written)
 
     def _batch(
         self,
@@ -197,37 +226,39 @@ class RecordStore:
         rules: ObjectRules,
         all_or_none: bool,
         operation_id: str,
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> WriteOutcome:
         results: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
+        failed: list[RecordFailure] = []
+        written: list[str] = []
         for index, item in enumerate(items):
             try:
                 record_id, _ = self._apply(staging, write_type, item["record"], rules)
             except _ItemFailed as failure:
                 results.append({"success": False})
                 errors.append({"message": f"batch[{index}]: {failure.message}"})
+                failed.append(RecordFailure(index, failure.message))
             else:
                 results.append({"success": True, "recordId": record_id})
+                written.append(record_id)
         failures = len(errors)
         total = len(items)
         if failures and all_or_none:
-            errors.append(
-                {
-                    "message": (
-                        f"Batch write failed: {failures} of {total} record(s) failed and "
-                        "batchPolicy.allOrNone is set, so no record was written"
-                    )
-                }
+            reason = (
+                f"Batch write failed: {failures} of {total} record(s) failed and "
+                "batchPolicy.allOrNone is set, so no record was written"
             )
-            return 422, {
+            errors.append({"message": reason})
+            body: dict[str, Any] = {
                 "operationId": operation_id,
                 "successCount": 0,
                 "failureCount": total,
                 "results": [{"success": False} for _ in items],
                 "errors": errors,
             }
+            return WriteOutcome(422, body, True, 0, total, (), tuple(failed), reason)
         staging.commit()
-        body: dict[str, Any] = {
+        body = {
             "operationId": operation_id,
             "successCount": total - failures,
             "failureCount": failures,
@@ -235,7 +266,10 @@ class RecordStore:
         }
         if errors:
             body["errors"] = errors
-        return (422 if failures == total else 200), body
+        status = 422 if failures == total else 200
+        return WriteOutcome(
+            status, body, True, total - failures, failures, tuple(written), tuple(failed)
+        )
 
     def _apply(
         self, staging: _Staging, write_type: str, record: Record, rules: ObjectRules

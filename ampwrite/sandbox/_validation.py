@@ -16,15 +16,18 @@ import json
 import math
 from collections.abc import Iterator
 from typing import Any, Final
+from urllib.parse import unquote
 
 from .._validate import MAX_DEPTH
 
 __all__ = [
     "MAX_BODY_DEPTH",
     "WRITE_REQUEST_SCHEMA",
+    "ParameterInvalid",
     "RequestInvalid",
     "nests_deeper_than",
     "parse_json_body",
+    "path_segment",
     "validate_record",
     "validate_write_request",
 ]
@@ -101,6 +104,29 @@ WRITE_REQUEST_SCHEMA: Final[Schema] = {
 
 class RequestInvalid(Exception):
     """A request the API answers with 400; ``str(exc)`` is the text/plain answer."""
+
+
+class ParameterInvalid(RequestInvalid):
+    """A path or query parameter refused: ``location`` is ``"path"`` or ``"query"``,
+    ``name`` the parameter and ``value`` what was sent (as received, still encoded)."""
+
+    def __init__(self, location: str, name: str, value: str, message: str) -> None:
+        super().__init__(message)
+        self.location = location
+        self.name = name
+        self.value = value
+
+
+def path_segment(raw: str, name: str) -> str:
+    """A path parameter, percent-decoded; it must be non-empty UTF-8."""
+    try:
+        value = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        message = f"{name}: path segment is not valid percent-encoded UTF-8"
+        raise ParameterInvalid("path", name, raw, message) from None
+    if not value:
+        raise ParameterInvalid("path", name, raw, f"{name}: path segment must not be empty")
+    return value
 
 
 def json_type_name(value: object) -> str:
