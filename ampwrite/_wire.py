@@ -76,7 +76,8 @@ MAX_DEPTH = 64
 
 
 def to_wire(value: object, depth: int = 0) -> object:
-    """A model as the API's JSON data; unset (None) fields are left out.
+    """A model as the API's JSON data; unset (None) fields are left out, and what a response
+    carried beyond the model (its `extras`) is put back as it came.
 
     Only ampwrite's models are converted (and the lists that hold them); anything else, records
     and associations included, is passed through untouched for the validator to check.
@@ -87,7 +88,9 @@ def to_wire(value: object, depth: int = 0) -> object:
         out: dict[str, object] = {}
         for name, wire in _wire_fields(type(value)):
             item = getattr(value, name)
-            if item is not None:
+            if name == EXTRAS:
+                out.update(item)
+            elif item is not None:
                 out[wire] = to_wire(item, depth + 1)
         return out
     if isinstance(value, (list, tuple)):

@@ -1,4 +1,4 @@
-"""The `ampwrite` command: `demo`, `write`, `load` and `sandbox`.
+"""The `ampwrite` command: `demo`, `write`, `load`, `operation` and `sandbox`.
 
 Exit status:
     0  success
@@ -7,6 +7,9 @@ Exit status:
     3  the API answered with an error (the write failed or was refused)
     4  no usable answer (connection refused or broken, timeout, malformed answer)
   130  interrupted
+
+For `operation`, 3 also means the operation ended in `failure`, and 4 that `wait` gave up
+before it ended.
 
 For `load`, which writes many records, the status sums up every record of the results file
 once the run ends: 0 all written (or accepted), 3 some record failed and none is unknown,
@@ -128,6 +131,45 @@ def _cmd_write(ns: argparse.Namespace) -> int:
     return _exit_status(error)
 
 
+def _cmd_operation(ns: argparse.Namespace) -> int:
+    from ._wire import to_wire
+    from .core import Core
+    from .errors import AmpWriteError, OperationTimeoutError
+    from .models import OperationStatus
+    from .operations import get_operation, list_operation_logs, wait_for_operation
+    from .result import Result
+
+    label = f"ampwrite operation {ns.action}"
+    try:
+        core = Core(ns.api_key, platform_url=ns.platform_url, timeout=ns.timeout)
+    except AmpWriteError as exc:
+        print(f"{label}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result: Result[Any, AmpWriteError]
+    with core:
+        if ns.action == "logs":
+            result = list_operation_logs(core, ns.project, ns.operation_id)
+        elif ns.action == "wait":
+            options = {} if ns.poll_interval is None else {"poll_interval": ns.poll_interval}
+            result = wait_for_operation(
+                core, ns.project, ns.operation_id, timeout=ns.wait_timeout, **options
+            )
+        else:
+            result = get_operation(core, ns.project, ns.operation_id)
+    if result.ok:
+        print(json.dumps(to_wire(result.value), indent=2))
+        failed = getattr(result.value, "status", None) == OperationStatus.FAILURE
+        return EXIT_API_ERROR if failed else EXIT_OK
+    error = result.error
+    report = error_report(error)
+    if isinstance(error, OperationTimeoutError):
+        report["operationId"] = error.operation_id
+        report["last"] = None if error.last is None else to_wire(error.last)
+    print(json.dumps(report, indent=2))
+    print(f"{label}: {error}", file=sys.stderr)
+    return EXIT_TRANSPORT if isinstance(error, OperationTimeoutError) else _exit_status(error)
+
+
 def _cmd_load(ns: argparse.Namespace) -> int:
     from .bulk._load import run_load
 
@@ -191,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     write.set_defaults(handler=_cmd_write)
 
     _add_load_parser(commands)
+    _add_operation_parser(commands)
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -214,6 +257,10 @@ unknown ones are listed and sent again only with --retry-unknown. Beside it, FIL
 journals each request before it is sent, so after a kill --resume records those without a
 line as unknown rather than sending them again; a run that ends on its own removes it.
 index counts the non-blank lines of a JSONL file, or the data rows of a CSV file, from 0.
+With --mode asynchronous --wait, once every record is sent each operation is followed to
+its end and a second line records the final outcome (written, failed, or unknown when a
+batch partly failed and the API does not say which records); one not followed to its end
+stays accepted, saying why, and makes the exit status 4.
 
 exit status: 0 every record written (or accepted), 3 some record failed (and none is
 unknown), 4 some record's outcome is unknown, 2 usage error (nothing sent) or the input or
@@ -263,10 +310,66 @@ def _add_load_parser(commands: Any) -> None:
         metavar="NAME=TYPE",
         help="CSV only: convert a column (str, int, float, bool, json); repeatable",
     )
+    load.add_argument(
+        "--wait",
+        action="store_true",
+        help="asynchronous mode: follow each operation to its end and record the final outcome",
+    )
+    load.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=600.0,
+        help="seconds, in all, to follow the operations with --wait (default 600)",
+    )
     load.add_argument("--api-key", help="API key (default: $AMPERSAND_API_KEY)")
     load.add_argument("--server-url", help="server URL (default: $AMPERSAND_SERVER_URL)")
+    load.add_argument(
+        "--platform-url", help="Platform API URL, for --wait (default: $AMPERSAND_PLATFORM_URL)"
+    )
     load.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
     load.set_defaults(handler=_cmd_load)
+
+
+OPERATION_EPILOG: Final = """get prints the operation, logs its log entries, wait polls until
+its status is no longer in_progress (with growing pauses, or every --poll-interval seconds)
+and prints it. An asynchronous write answers with the operation id to pass here.
+
+exit status: 0 the call worked (and the operation did not fail), 3 the operation's status
+is failure or the API answered with an error (404: no such operation), 4 no usable answer,
+or wait gave up after --wait-timeout seconds (the operation was still in progress), 2 usage
+error (nothing sent)"""
+
+
+def _add_operation_parser(commands: Any) -> None:
+    operation = commands.add_parser(
+        "operation",
+        help="follow an asynchronous write: get, wait for, or list the logs of an operation",
+        description="Read an operation of the Platform API (where the outcome of an "
+        "asynchronous write lives) and print it as JSON. The API key and server come from "
+        "--api-key/--platform-url or AMPERSAND_API_KEY/AMPERSAND_PLATFORM_URL.",
+        epilog=OPERATION_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    operation.add_argument("action", choices=("get", "wait", "logs"), help="what to do")
+    operation.add_argument("operation_id", metavar="ID", help="the operation id")
+    operation.add_argument("--project", required=True, help="project id or name")
+    operation.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=300.0,
+        help="wait: seconds to wait for the operation to end (default 300)",
+    )
+    operation.add_argument(
+        "--poll-interval",
+        type=float,
+        help="wait: seconds between polls (default: growing from 0.5 s to 10 s)",
+    )
+    operation.add_argument("--api-key", help="API key (default: $AMPERSAND_API_KEY)")
+    operation.add_argument(
+        "--platform-url", help="Platform API URL (default: $AMPERSAND_PLATFORM_URL)"
+    )
+    operation.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    operation.set_defaults(handler=_cmd_operation)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -231,6 +231,42 @@ def wait_for_operation(
     wait. Waiting and timing use `core.sleep` and `core.clock`.
     """
     _require_core(core, "wait_for_operation")
+
+    def pause(seconds: float) -> bool:
+        core.sleep(seconds)
+        return True
+
+    return poll_until_done(
+        core,
+        project_id_or_name,
+        operation_id,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+        retries=retries,
+        request_timeout=request_timeout,
+        platform_url=platform_url,
+        headers=headers,
+        pause=pause,
+    )
+
+
+def poll_until_done(
+    core: Core,
+    project_id_or_name: str,
+    operation_id: str,
+    *,
+    timeout: float,
+    poll_interval: float | None,
+    max_poll_interval: float,
+    retries: RetryConfig | None,
+    request_timeout: Timeout | None,
+    platform_url: str | None,
+    headers: Mapping[str, str] | None,
+    pause: Callable[[float], bool],
+) -> Result[Operation, AmpWriteError]:
+    """`wait_for_operation`, waiting between polls with `pause(seconds)`, which returns False
+    to give up at once (the bulk loader's stop): then `Err(OperationTimeoutError)`."""
     ids = {"project_id_or_name": project_id_or_name, "operation_id": operation_id}
     settings = _checked(core, ids, (), headers, retries, request_timeout, platform_url)
     if isinstance(settings, AmpWriteError):
@@ -239,7 +275,8 @@ def wait_for_operation(
     if unusable is not None:
         return Err(unusable)
     path = operation_path(project_id_or_name, operation_id)
-    deadline = core.clock() + timeout
+    started = core.clock()
+    deadline = started + timeout
     last: Operation | None = None
     polls = 0
     while True:
@@ -260,7 +297,8 @@ def wait_for_operation(
         if left <= 0 or (asked is not None and asked > left):
             return Err(_timed_out(operation_id, timeout, last, polls, result))
         log.debug("operation %s not done; next poll in %.2f s", operation_id, min(delay, left))
-        core.sleep(min(delay, left))
+        if not pause(min(delay, left)):
+            return Err(_timed_out(operation_id, core.clock() - started, last, polls, result))
 
 
 def _poll_delay(polls: int, poll_interval: float | None, max_poll_interval: float) -> float:

@@ -24,12 +24,13 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from .._validate import check_request
-from ..core import Core
+from ..core import MAX_TIMEOUT, Core
 from ..errors import AmpWriteError, ConfigurationError, RequestValidationError
 from ..models import WriteMode, WriteResponse, WriteType
 from ..result import Err, Result
 from ..retries import RetryConfig
 from ..write import write_records
+from ._follow import DEFAULT_WAIT_TIMEOUT, Follower, not_followed
 from ._judge import (
     Item,
     Regroup,
@@ -78,6 +79,8 @@ def write_many(
     on_send: SendCallback | None = None,
     retry_ambiguous: bool = False,
     retries: RetryConfig | None = None,
+    wait: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
 ) -> BulkWrites:
     """Write every record of `records`; iterate the result for one `Outcome` per record.
 
@@ -92,6 +95,13 @@ def write_many(
     its `initial_interval`, `max_interval`, `exponent`, `jitter` and `max_retry_after` shape
     the shared waits. An exception from the input iterator reaches the caller once the
     requests in flight are reported; one from `on_progress` ends the run like `close()`.
+
+    `wait=True` (asynchronous mode): each accepted record's operation is followed to its
+    end once every record has been sent, and the record's outcome is the operation's
+    (written, failed, or unknown when a batch partly failed; see `ampwrite.bulk._follow`).
+    `wait_timeout` bounds that following as a whole, in seconds; a record whose operation did
+    not end in time stays accepted, saying so. Accepted outcomes are then held until the
+    writes end (a Ctrl-C or `stop()` reports them as accepted).
 
     `on_send` is called with the indices of a request's records just before it is first
     sent, in a writer thread: journal them there, and a process killed mid-run still leaves
@@ -112,6 +122,10 @@ def write_many(
             raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
     if retries is not None and not isinstance(retries, RetryConfig):
         raise TypeError(f"retries must be a RetryConfig, got {retries.__class__.__name__}")
+    if isinstance(wait_timeout, bool) or not (
+        isinstance(wait_timeout, (int, float)) and 0 < wait_timeout <= MAX_TIMEOUT
+    ):
+        raise ValueError(f"wait_timeout must be seconds (at most 1,000,000), got {wait_timeout!r}")
     if (
         associations is not None
         and not callable(associations)
@@ -142,7 +156,8 @@ def write_many(
         retry_ambiguous=bool(retry_ambiguous),
         config=retries or DEFAULT_RETRIES,
     )
-    return BulkWrites(run)
+    follower = Follower(core, project_id_or_name, timeout=wait_timeout) if wait else None
+    return BulkWrites(run, follower)
 
 
 def write_partition(core: Core, records: Iterable[Any], /, **options: Any) -> list[Outcome]:
@@ -173,11 +188,13 @@ class BulkWrites(Iterator[Outcome]):
     (its loop body) is raised there, as usual, and stops the run too (see `_CtrlC`).
     """
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: _Run, follower: Follower | None = None) -> None:
         self._run = run
-        self._outcomes = run.outcomes()
+        outcomes = run.outcomes()
         # weak: a run dropped by its caller must be collected, and its generator closed
-        run.generator = weakref.ref(self._outcomes)
+        run.generator = weakref.ref(outcomes)
+        self._follower = follower
+        self._outcomes = outcomes if follower is None else _followed(outcomes, follower)
 
     def __iter__(self) -> Iterator[Outcome]:
         return self._outcomes  # a for loop then calls no code of ours between outcomes
@@ -188,6 +205,8 @@ class BulkWrites(Iterator[Outcome]):
     def stop(self) -> None:
         """Ask the run to end gracefully (safe from a signal handler or another thread)."""
         self._run.stop()
+        if self._follower is not None:
+            self._follower.stop()
 
     def close(self, *, wait: bool = True) -> None:
         """End the run now; nothing more is sent once this returns. `wait=False`: do not
@@ -210,6 +229,42 @@ class BulkWrites(Iterator[Outcome]):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _followed(
+    outcomes: Generator[Outcome, None, None], follower: Follower
+) -> Generator[Outcome, None, None]:
+    """`outcomes`, each accepted one held until the writes end and then settled by following
+    its operation. However the run ends, every held outcome is yielded once: settled, or as
+    accepted (a Ctrl-C, `stop()`, an exception from the input, then raised after them)."""
+    held: dict[str, list[Outcome]] = {}
+    try:
+        for outcome in outcomes:
+            if outcome.status == "accepted" and outcome.operation_id is not None:
+                held.setdefault(outcome.operation_id, []).append(outcome)
+            else:
+                yield outcome
+    except GeneratorExit:
+        raise
+    except BaseException:
+        for accepted in held.values():
+            yield from not_followed(accepted, "the run ended before its operations were read")
+        raise
+    finally:
+        outcomes.close()
+    pending = deque(held.items())
+    held.clear()
+    try:
+        while pending:
+            operation_id, accepted = pending[0]
+            settled = follower.settle(operation_id, accepted)
+            pending.popleft()
+            yield from settled
+    except KeyboardInterrupt:
+        follower.stop()
+        while pending:
+            yield from not_followed(pending.popleft()[1], "interrupted")
+        raise
 
 
 class _Run:

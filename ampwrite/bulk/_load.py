@@ -35,6 +35,7 @@ from ..cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXI
 from ..core import Core
 from ..errors import AmpWriteError
 from ._engine import write_many
+from ._follow import Follower
 from ._outcome import STATUSES, Outcome
 
 __all__ = ["COLUMN_TYPES", "run_load"]
@@ -516,6 +517,10 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
         raise UsageError(f"--batch-size must be from 1 to 100, got {ns.batch_size}")
     if not 1 <= ns.concurrency <= 256:
         raise UsageError(f"--concurrency must be from 1 to 256, got {ns.concurrency}")
+    if ns.wait and ns.mode != "asynchronous":
+        raise UsageError("--wait follows asynchronous writes: use it with --mode asynchronous")
+    if not 0 < ns.wait_timeout <= 1_000_000:
+        raise UsageError(f"--wait-timeout must be seconds, up to 1,000,000, got {ns.wait_timeout}")
     if ns.resume and not ns.out:
         raise UsageError("--resume needs --out, the results file of the earlier run")
     if ns.out and not ns.resume:
@@ -534,7 +539,12 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename or ns.out}: {exc}") from None
     try:
-        core = Core(ns.api_key, server_url=ns.server_url, timeout=ns.timeout)
+        core = Core(
+            ns.api_key,
+            server_url=ns.server_url,
+            platform_url=ns.platform_url,
+            timeout=ns.timeout,
+        )
     except AmpWriteError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -638,6 +648,7 @@ def _load(
 
         threading.Thread(target=count, name="ampwrite-count", daemon=True).start()
     counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
+    held: dict[str, list[Outcome]] = {}  # --wait: accepted outcomes by operation, to follow
     originals: dict[int, int] = {}  # position given to write_many -> index in the file
     in_flight: set[int] = set()  # positions sent (or about to be) without an outcome yet
     write_error: list[OSError] = []
@@ -646,6 +657,8 @@ def _load(
     def settle(outcome: Outcome) -> None:
         state[outcome.index] = _CODES[outcome.status]
         counts[outcome.status] += 1
+        if ns.wait and outcome.status == "accepted" and outcome.operation_id is not None:
+            held.setdefault(outcome.operation_id, []).append(outcome)
         if results is not None and not write_error:
             try:
                 results.append(outcome)
@@ -741,6 +754,8 @@ def _load(
     finally:
         _restore(previous)
         writes.close(wait=not abandoned)
+    if held and not (interrupted.is_set() or write_error or read_error or journal_error):
+        _follow(ns, core, held, counts, settle, err)
     abandoned_sent = sorted(originals[p] for p in list(in_flight) if p in originals)
     elapsed = time.monotonic() - started
     bar.finish(sum(counts.values()))
@@ -821,7 +836,7 @@ def _load(
                 file=err,
             )
         return EXIT_INTERRUPTED
-    if _UNKNOWN in state:
+    if _UNKNOWN in state or (ns.wait and counts["accepted"]):  # not followed to its end
         return EXIT_UNKNOWN
     if _FAILED in state:
         return EXIT_FAILED
@@ -829,6 +844,45 @@ def _load(
 
 
 _SIGNALS: Final = ("SIGINT", "SIGTERM")
+
+
+def _follow(
+    ns: argparse.Namespace,
+    core: Core,
+    held: dict[str, list[Outcome]],
+    counts: dict[str, int],
+    settle: Callable[[Outcome], None],
+    err: TextIO,
+) -> None:
+    """--wait: follow each operation of this run's accepted records to its end and record
+    their final outcomes (a results line each, after the accepted one). A Ctrl-C stops the
+    following at once: the records not settled stay accepted, as recorded; a second one
+    raises KeyboardInterrupt."""
+    follower = Follower(core, ns.project, timeout=ns.wait_timeout)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if follower.stopping.is_set():
+            raise KeyboardInterrupt
+        follower.stop()
+
+    records = sum(len(accepted) for accepted in held.values())
+    print(
+        f"ampwrite load: following {len(held):,} operation(s) of {records:,} accepted "
+        "record(s) to their end",
+        file=err,
+    )
+    previous = _install(on_signal)
+    try:
+        for operation_id, accepted in held.items():
+            if follower.stopping.is_set():
+                break
+            for outcome in follower.settle(operation_id, accepted):
+                counts["accepted"] -= 1
+                settle(outcome)  # an accepted one again says why it was not followed
+    finally:
+        _restore(previous)
+    if follower.stopping.is_set():
+        print("ampwrite load: interrupted while following: the rest stay accepted", file=err)
 
 
 def _install(handler: Callable[[int, Any], None]) -> list[tuple[int, Any]]:
