@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
-from . import AmpWrite, Core, Err, Ok, RetryConfig, write_records
+from . import AmpWrite, Core, Err, Ok, RetryConfig, wait_for_operation, write_records
 from .errors import RequestValidationError, WriteFailedError
 from .models import BatchWriteResponse, SingleWriteResponse, WriteRecordsRequest, WriteRequest
 from .sandbox import Sandbox
@@ -67,7 +66,8 @@ def run_demo(pause: float = 0.0) -> int:
             waits.append(seconds)
             time.sleep(seconds)
 
-        core = Core(sandbox.api_key, server_url=sandbox.url, sleep=sleep)
+        # the sandbox serves the Write API and the Platform API's operations on one port
+        core = Core(sandbox.api_key, server_url=sandbox.url, platform_url=sandbox.url, sleep=sleep)
         client = AmpWrite(sandbox.api_key, server_url=sandbox.url)
         with core, client:
             record_id = _create(tour, core)
@@ -75,7 +75,7 @@ def run_demo(pause: float = 0.0) -> int:
             _batch(tour, client)
             _all_or_none(tour, client, sandbox)
             _delete(tour, core, record_id)
-            _asynchronous(tour, core, sandbox)
+            _asynchronous(tour, core)
             _validation(tour, core, sandbox)
             _rate_limit(tour, core, sandbox, waits)
         stored = sandbox.records(object_name="contacts")
@@ -166,8 +166,8 @@ def _delete(tour: _Tour, core: Core, record_id: str) -> None:
             tour.check(False, f"second delete returned {second!r}")
 
 
-def _asynchronous(tour: _Tour, core: Core, sandbox: Sandbox) -> None:
-    tour.section("An asynchronous write answers at once with an operation id")
+def _asynchronous(tour: _Tour, core: Core) -> None:
+    tour.section("An asynchronous write answers at once with an operation id: follow it")
     request = _request(
         {"type": "create", "mode": "asynchronous", "record": {"email": "barbara@example.com"}}
     )
@@ -177,28 +177,16 @@ def _asynchronous(tour: _Tour, core: Core, sandbox: Sandbox) -> None:
         return
     operation_id = result.value.operation_id
     tour.say(f"Ok: operation {operation_id}, result {result.value.result!r} (not written yet)")
-    url = f"{sandbox.url}/projects/{PROJECT}/operations/{operation_id}"
-
-    def read() -> dict[str, Any] | None:
-        answer = core.session.get(url, headers={"X-Api-Key": sandbox.api_key}, timeout=5)
-        payload: dict[str, Any] | None = answer.json() if answer.status_code == 200 else None
-        return payload
-
-    status = _poll(read)
-    tour.say(f"GET /projects/{PROJECT}/operations/{operation_id[:8]}... -> status {status!r}")
-    tour.check(status == "success", "the write was applied shortly after")
-
-
-def _poll(read: Callable[[], dict[str, Any] | None], seconds: float = 5.0) -> str | None:
-    deadline = time.monotonic() + seconds
-    status = None
-    while time.monotonic() < deadline:
-        operation = read()
-        status = operation["status"] if operation else None
-        if status not in (None, "in_progress"):
-            break
-        time.sleep(0.02)
-    return status
+    followed = wait_for_operation(core, PROJECT, operation_id, timeout=10, poll_interval=0.02)
+    match followed:
+        case Ok(operation):
+            tour.say(
+                f"wait_for_operation -> {operation.status!r}: {operation.result} "
+                f"(record {', '.join(operation.metadata.successful_record_ids)})"
+            )
+            tour.check(operation.succeeded, "the write was applied shortly after")
+        case Err(error):
+            tour.check(False, f"wait_for_operation returned {error!r}")
 
 
 def _validation(tour: _Tour, core: Core, sandbox: Sandbox) -> None:
@@ -218,6 +206,7 @@ def _validation(tour: _Tour, core: Core, sandbox: Sandbox) -> None:
 
 def _rate_limit(tour: _Tour, core: Core, sandbox: Sandbox, waits: list[float]) -> None:
     tour.section("A 429 with Retry-After is retried for you")
+    waits.clear()
     sandbox.fail_next(429, retry_after=1)
     sent_before = len(sandbox.requests)
     request = _request({"type": "create", "record": {"email": "katherine@example.com"}})

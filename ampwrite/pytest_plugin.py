@@ -1,7 +1,8 @@
 """pytest fixtures for code that writes through ampwrite, registered when ampwrite is installed.
 
 - `ampwrite_sandbox`: a running `ampwrite.sandbox.Sandbox`, emptied before each test.
-- `ampwrite_core`: a `Core` pointed at that sandbox, with its key.
+- `ampwrite_core`: a `Core` pointed at that sandbox, with its key: the sandbox serves both
+  the Write API (`server_url`) and the Platform API's operations (`platform_url`).
 
     def test_sync_contacts(ampwrite_core, ampwrite_sandbox):
         my_app.sync_contacts(ampwrite_core)
@@ -42,8 +43,9 @@ def ampwrite_sandbox(_ampwrite_sandbox_server: Sandbox) -> Sandbox:
 
 @pytest.fixture
 def ampwrite_core(ampwrite_sandbox: Sandbox) -> Iterator[Core]:
-    """A `Core` that writes to `ampwrite_sandbox`."""
+    """A `Core` that writes to `ampwrite_sandbox` and reads its operations there too."""
     from ampwrite.core import Core
 
-    with Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url) as core:
+    url = ampwrite_sandbox.url
+    with Core(ampwrite_sandbox.api_key, server_url=url, platform_url=url) as core:
         yield core

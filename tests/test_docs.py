@@ -1,7 +1,8 @@
 """Every Python snippet of the README and docs/ runs, in order, against a sandbox.
 
 The snippets of one page share a namespace, as a reader would run them one after another.
-`AMPERSAND_API_KEY` and `AMPERSAND_SERVER_URL` point at the `ampwrite_sandbox` fixture, so
+`AMPERSAND_API_KEY`, `AMPERSAND_SERVER_URL` and `AMPERSAND_PLATFORM_URL` point at the
+`ampwrite_sandbox` fixture, so
 `Core()` in a snippet talks to it. A snippet that defines `test_*` functions has them called
 with the plugin's fixtures, as pytest would.
 """
@@ -43,6 +44,7 @@ def test_snippets_run(
 ) -> None:
     monkeypatch.setenv("AMPERSAND_API_KEY", ampwrite_sandbox.api_key)
     monkeypatch.setenv("AMPERSAND_SERVER_URL", ampwrite_sandbox.url)
+    monkeypatch.setenv("AMPERSAND_PLATFORM_URL", ampwrite_sandbox.url)
     fixtures: dict[str, Any] = {
         "ampwrite_sandbox": ampwrite_sandbox,
         "ampwrite_core": ampwrite_core,
