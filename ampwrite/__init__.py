@@ -10,7 +10,8 @@
 An asynchronous write's outcome is read with `get_operation`, `wait_for_operation`,
 `list_operation_logs`, `list_operations` and `iter_operations` (see `ampwrite.operations`).
 
-The facade (`AmpWrite`), the sandbox and the bulk loader load only when first used.
+The facade (`AmpWrite`), the operation functions, the sandbox and the bulk loader load only
+when first used.
 """
 
 from __future__ import annotations
@@ -22,19 +23,19 @@ from . import errors, models
 from ._version import __version__
 from .core import Core
 from .errors import AmpWriteError
-from .operations import (
-    get_operation,
-    iter_operations,
-    list_operation_logs,
-    list_operations,
-    wait_for_operation,
-)
 from .result import Err, Ok, Result
 from .retries import RetryConfig
 from .write import write_records
 
 if TYPE_CHECKING:
     from .facade import AmpWrite
+    from .operations import (
+        get_operation,
+        iter_operations,
+        list_operation_logs,
+        list_operations,
+        wait_for_operation,
+    )
 
 __all__ = [
     "AmpWrite",
@@ -55,7 +56,19 @@ __all__ = [
     "write_records",
 ]
 
-_LAZY = {"AmpWrite": ("ampwrite.facade", "AmpWrite")}
+_LAZY = {
+    "AmpWrite": ("ampwrite.facade", "AmpWrite"),
+    **{
+        name: ("ampwrite.operations", name)
+        for name in (
+            "get_operation",
+            "iter_operations",
+            "list_operation_logs",
+            "list_operations",
+            "wait_for_operation",
+        )
+    },
+}
 
 
 def __getattr__(name: str) -> Any:

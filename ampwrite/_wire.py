@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from cattrs.gen import make_dict_structure_fn, override
@@ -22,15 +22,14 @@ from cattrs.preconf.json import make_converter
 from .models import (
     BatchWriteResponse,
     Model,
-    Operation,
-    OperationLog,
-    OperationLogMessage,
-    OperationPage,
     Problem,
     SingleWriteResponse,
     WriteFailure,
     WriteResponse,
 )
+
+if TYPE_CHECKING:
+    from ._operation_models import Operation, OperationLog, OperationPage
 
 __all__ = [
     "decode_operation",
@@ -54,9 +53,10 @@ def wire_name(name: str) -> str:
 
 
 _FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
-_SNAKE_CASE_ON_THE_WIRE: dict[type[Any], frozenset[str]] = {
-    OperationLogMessage: frozenset({"operation_id"}),  # inside a log entry's message
+_SNAKE_CASE_ON_THE_WIRE: dict[str, frozenset[str]] = {
+    "OperationLogMessage": frozenset({"operation_id"}),  # inside a log entry's message
 }
+"""Fields sent as they are named (by model class name: the operation models load lazily)."""
 EXTRAS = "extras"
 """The field, on the models that have one, that keeps what a response carried beyond them."""
 
@@ -65,7 +65,7 @@ def _wire_fields(cls: type[Any]) -> tuple[tuple[str, str], ...]:
     """(attribute name, wire name) of each field of an attrs class, computed once per class."""
     fields = _FIELDS.get(cls)
     if fields is None:
-        as_is = _SNAKE_CASE_ON_THE_WIRE.get(cls, frozenset())
+        as_is = _SNAKE_CASE_ON_THE_WIRE.get(cls.__name__, frozenset())
         fields = _FIELDS[cls] = tuple(
             (a.name, a.name if a.name in as_is else wire_name(a.name)) for a in attrs.fields(cls)
         )
@@ -221,12 +221,16 @@ def decode_problem(payload: object) -> Problem | None:
 
 def decode_operation(payload: object) -> Operation:
     """A 200 body of `GET .../operations/{id}`. Raises when it does not fit."""
+    from ._operation_models import Operation
+
     operation: Operation = _converter.structure(payload, Operation)
     return operation
 
 
 def decode_operation_logs(payload: object) -> tuple[OperationLog, ...]:
     """A 200 body of `GET .../operations/{id}/logs`: an array of log entries."""
+    from ._operation_models import OperationLog
+
     logs: tuple[OperationLog, ...] = _converter.structure(payload, tuple[OperationLog, ...])
     return logs
 
@@ -234,6 +238,8 @@ def decode_operation_logs(payload: object) -> tuple[OperationLog, ...]:
 def decode_operation_page(payload: object) -> OperationPage:
     """A 200 body of `GET .../installations/{id}/operations`: `results` and `pagination`.
     The next page's token is kept only when the page says it is not the last."""
+    from ._operation_models import Operation, OperationPage
+
     if type(payload) is not dict:
         raise TypeError(f"expected an object, got {type(payload).__name__}")
     results: tuple[Operation, ...] = _converter.structure(payload["results"], tuple[Operation, ...])

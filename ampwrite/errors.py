@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from requests.structures import CaseInsensitiveDict
 
-from .models import BatchWriteResponse, Message, Operation, Problem, WriteFailure, WriteResult
+from .models import BatchWriteResponse, Message, Problem, WriteFailure, WriteResult
+
+if TYPE_CHECKING:
+    from ._operation_models import Operation
 
 __all__ = [
     "APIError",
