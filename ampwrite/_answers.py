@@ -101,6 +101,8 @@ def redact(outcome: Answer | TransportError, secret: str) -> Answer | TransportE
     secret_bytes = secret.encode("latin-1")
     if secret_bytes in answer.body:
         answer = answer._replace(body=answer.body.replace(secret_bytes, REDACTED.encode()))
+    if b"\\u" in answer.body or json.detect_encoding(answer.body) != "utf-8":
+        answer = answer._replace(body=_redact_decoded(answer.body, secret))
     if secret in answer.reason:
         answer = answer._replace(reason=answer.reason.replace(secret, REDACTED))
     if any(secret in name or secret in value for name, value in answer.headers.items()):
@@ -109,6 +111,49 @@ def redact(outcome: Answer | TransportError, secret: str) -> Answer | TransportE
             headers[name.replace(secret, REDACTED)] = value.replace(secret, REDACTED)
         answer = answer._replace(headers=headers)
     return answer
+
+
+def _redact_decoded(body: bytes, secret: str) -> bytes:
+    """A body in which the key may hide from a byte search (JSON's `\\u0073` escapes, UTF-16
+    or UTF-32 JSON): what its decoding reads, with the key replaced, as UTF-8. A body that is
+    not JSON is left as it is, once decoded text holds no key either."""
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except (UnicodeDecodeError, LookupError):
+        return body
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError):
+        if secret not in text:
+            return body
+        return text.replace(secret, REDACTED).encode("utf-8", "replace")
+    scrubbed = _scrub(payload, secret)
+    if scrubbed is payload and json.detect_encoding(body) == "utf-8":
+        return body  # no escaped key: the body stays byte for byte
+    return json.dumps(scrubbed, ensure_ascii=False).encode("utf-8", "replace")
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    """`value` (decoded JSON) with `secret` replaced in every string and key; `value` itself
+    when none holds it. Walks without recursion: the JSON may nest deeply."""
+    found = False
+    stack = [value]
+    while stack and not found:
+        item = stack.pop()
+        if isinstance(item, str):
+            found = secret in item
+        elif isinstance(item, dict):
+            found = any(secret in key for key in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    if not found:
+        return value
+    escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it stands inside a JSON string
+    try:
+        return json.loads(json.dumps(value, ensure_ascii=False).replace(escaped, REDACTED))
+    except (ValueError, RecursionError):
+        return REDACTED  # too deep to rewrite: nothing of it is kept
 
 
 def decode_answer(

@@ -55,8 +55,12 @@ def header_issues(headers: object, path: str = "headers") -> tuple[ValidationIss
         return ()
     if not isinstance(headers, Mapping):
         return (ValidationIssue(path, f"expected a mapping, got {type(headers).__name__}"),)
+    try:
+        items = list(headers.items())
+    except Exception as exc:  # the caller's own mapping failed while being read
+        return (ValidationIssue(path, f"could not be read: {show(exc, 200)}"),)
     issues = []
-    for name, value in headers.items():
+    for name, value in items:
         where = f"{path}[{show(name)}]"
         if not isinstance(name, str) or not isinstance(value, str):
             issues.append(ValidationIssue(where, "header names and values must be strings"))

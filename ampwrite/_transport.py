@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import io
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -36,6 +37,7 @@ import urllib3.poolmanager
 from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
 
+from ._headers import API_KEY_HEADER
 from .errors import FailureKind, RequestTimeoutError, TransportError
 
 __all__ = [
@@ -189,23 +191,27 @@ class RequestsTransport:
         timeout = request.timeout
         deadline = time.monotonic() + timeout.total
         _attempt.deadline = deadline
+        _attempt.secret = request.headers.get(API_KEY_HEADER)
         try:
-            if route.pool_key is not None:
-                response = _urlopen(route, request, headers)
-            else:
-                response = _adapter_send(route, request, headers)
-        except Exception as exc:  # classified, never raised
-            return transport_error(exc)
+            try:
+                if route.pool_key is not None:
+                    response = _urlopen(route, request, headers)
+                else:
+                    response = _adapter_send(route, request, headers)
+            except Exception as exc:  # classified, never raised
+                return transport_error(exc)
+            finally:
+                _attempt.deadline = None
+            try:
+                answer = _read(response, request.max_bytes, deadline)
+            except Exception as exc:
+                answer = transport_error(exc)
+            if not isinstance(answer, Answer):
+                response.close()  # a half-read answer: the connection cannot be reused
+            response.release_conn()
+            return answer
         finally:
-            _attempt.deadline = None
-        try:
-            answer = _read(response, request.max_bytes, deadline)
-        except Exception as exc:
-            answer = transport_error(exc)
-        if not isinstance(answer, Answer):
-            response.close()  # a half-read answer: the connection cannot be reused
-        response.release_conn()
-        return answer
+            _attempt.secret = None
 
     def close(self) -> None:
         """Close the session if ampwrite created it (a caller's session is left open)."""
@@ -344,9 +350,33 @@ def _read(
 
 class _Attempt(threading.local):
     deadline: float | None = None
+    secret: str | None = None
 
 
 _attempt = _Attempt()
+
+
+class _RedactKey(logging.Filter):
+    """Keeps the key of the attempt this thread is making out of urllib3's log records: a
+    header line it cannot parse, say, is logged (with a traceback) as the server sent it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secret = _attempt.secret
+        if not secret:
+            return True
+        message = record.getMessage()
+        if secret in message:
+            record.msg, record.args = message.replace(secret, "***"), ()
+        if record.exc_info:
+            text = logging.Formatter().formatException(record.exc_info)
+            if secret in text:
+                record.exc_info, record.exc_text = None, text.replace(secret, "***")
+        return True
+
+
+_REDACT_KEY: Final = _RedactKey()
+for _name in ("urllib3.connection", "urllib3.connectionpool", "urllib3.response"):
+    logging.getLogger(_name).addFilter(_REDACT_KEY)
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -429,9 +459,10 @@ _POOL_CLASSES: Final = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPo
 def install_deadline(session: requests.Session) -> None:
     """Give the pools of a caller's requests adapters the per-attempt deadline.
 
-    Only the classes of pools created from now on change, and only where the adapter uses
-    urllib3's stock pools; the deadline applies only while ampwrite is sending, so the
-    session's other requests behave as before.
+    Only where the adapter uses urllib3's stock pools; pools the session made before are
+    closed (their idle connections) so that new ones, with the deadline, replace them. The
+    deadline applies only while ampwrite is sending, so the session's other requests behave
+    as before.
     """
     for adapter in session.adapters.values():
         manager = getattr(adapter, "poolmanager", None)
@@ -439,6 +470,8 @@ def install_deadline(session: requests.Session) -> None:
             urllib3.poolmanager.pool_classes_by_scheme,
             _POOL_CLASSES,
         ):
+            if manager.pool_classes_by_scheme is not _POOL_CLASSES:
+                manager.clear()  # pools made before would keep per-read timeouts only
             manager.pool_classes_by_scheme = _POOL_CLASSES
 
 

@@ -233,12 +233,18 @@ def test_a_single_number_bounds_the_attempt_as_a_whole(server: ScriptedServer) -
     assert elapsed < 1.8  # 1 s, not connect + read = 2 s
 
 
-def test_a_callers_session_also_gets_the_deadline(server: ScriptedServer) -> None:
+@pytest.mark.parametrize("used_before", [False, True], ids=["fresh", "used before"])
+def test_a_callers_session_also_gets_the_deadline(
+    server: ScriptedServer, used_before: bool
+) -> None:
+    session = requests.Session()
+    if used_before:  # its pool already exists, with a connection kept alive to the server
+        assert session.get(server.url + "/warm-up", timeout=5).status_code == 200
     server.script(Trickle(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 500, 0.01))
     with Core(
         API_KEY,
         server_url=server.url,
-        session=requests.Session(),
+        session=session,
         timeout=(0.5, 0.5),
         retries=RetryConfig.none(),
     ) as core:
@@ -360,6 +366,19 @@ class _BrokenRow(dict[str, Any]):
 
     def __iter__(self) -> Any:
         raise LookupError("row no longer available")
+
+
+def test_headers_that_fail_when_read_are_an_error_value(core: Core, server: ScriptedServer) -> None:
+    class Broken(dict[str, str]):
+        def items(self) -> Any:
+            raise RuntimeError("cannot iterate")
+
+    result = write_records(core, single(), headers=Broken(a="b"))
+
+    assert isinstance(result, Err) and isinstance(result.error, RequestValidationError)
+    assert result.error.issues[0].path == "headers"
+    assert "could not be read" in result.error.issues[0].message
+    assert server.received == []
 
 
 def test_a_mapping_that_fails_when_read_is_an_error_value(

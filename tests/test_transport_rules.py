@@ -4,6 +4,7 @@ the key, raise out of the functional API, carry the key in clear, or break the f
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ from ampwrite.cli import main
 from ampwrite.errors import APIError, ConfigurationError, TransportError
 from tests.conftest import API_KEY
 from tests.requests_data import single, write_argv
-from tests.scripted_server import ScriptedServer
+from tests.scripted_server import Reply, ScriptedServer
 
 EXIT_USAGE = 2
 
@@ -55,6 +56,50 @@ def test_a_key_in_a_malformed_status_line_is_redacted(server: ScriptedServer) ->
     error = _call(server, f"HTTP/1.1 4xx {API_KEY}\r\n\r\n".encode())
     assert isinstance(error, TransportError)
     assert API_KEY not in _everything_said(error)
+
+
+ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in API_KEY)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "media"),
+    [
+        (400, f'{{"title": "bad", "detail": "key {ESCAPED_KEY}"}}'.encode(), "problem+json"),
+        (
+            422,
+            f'{{"operationId": "o", "errors": [{{"message": "{ESCAPED_KEY}"}}]}}'.encode(),
+            "json",
+        ),
+        (400, json.dumps({"title": "t", "detail": API_KEY}).encode("utf-16"), "problem+json"),
+        (200, json.dumps({"operationId": API_KEY}).encode("utf-32"), "json"),
+    ],
+    ids=["escaped in a problem", "escaped in a 422", "UTF-16 problem", "UTF-32 answer"],
+)
+def test_a_key_hidden_from_a_byte_search_is_redacted_once_decoded(
+    server: ScriptedServer, status: int, body: bytes, media: str
+) -> None:
+    server.script(Reply(status, (), body, f"application/{media}"))
+    with Core(API_KEY, server_url=server.url, retries=RetryConfig.none()) as core:
+        result = write_records(core, single())
+    said = repr(result) + (_everything_said(result.error) if isinstance(result, Err) else "")
+    assert API_KEY not in said
+    if isinstance(result, Err) and isinstance(result.error, APIError):
+        assert result.error.problem is not None or status == 422
+        assert API_KEY not in repr(result.error.problem) + repr(result.error.__dict__)
+
+
+def test_urllib3_logs_no_echoed_key(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = f"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nEcho {API_KEY}\r\n\r\n"
+    caplog.set_level(logging.DEBUG)
+    _call(server, answer.encode())
+    logged = (
+        "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
+        + caplog.text
+    )
+    assert caplog.records  # urllib3 did complain about the header line
+    assert API_KEY not in logged
 
 
 def test_the_cli_prints_no_echoed_key(
