@@ -4,6 +4,7 @@ and `write_many(..., wait=True)` / `ampwrite load --wait` against the sandbox.""
 from __future__ import annotations
 
 import pathlib
+import signal
 import threading
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from ampwrite.cli import EXIT_API_ERROR, EXIT_TRANSPORT, EXIT_USAGE, main
 from ampwrite.errors import APIError, OperationTimeoutError
 from ampwrite.models import Operation, OperationMetadata
 from ampwrite.sandbox import Sandbox
+from tests.scripted_server import ScriptedServer, Stall, json_reply
 from tests.test_bulk import QUICK, WHERE, by_index
 from tests.test_bulk_cli import jsonl, last_status, load_args, results
 
@@ -189,3 +191,76 @@ def test_wait_needs_asynchronous_mode(
     source = jsonl(tmp_path / "in.jsonl", _records(1, without_email=set()))
     assert main(load_args(ampwrite_sandbox, source, "--wait")) == EXIT_USAGE
     assert "--mode asynchronous" in capsys.readouterr().err
+
+
+def _follow_against(
+    platform_url: str, sandbox: Sandbox, **options: Any
+) -> tuple[dict[int, Outcome], float]:
+    core = Core(sandbox.api_key, server_url=sandbox.url, platform_url=platform_url, timeout=(1, 1))
+    outcomes = write_many(
+        core, _records(10, without_email=set()), mode="asynchronous", wait=True,
+        batch_size=2, **options, **WHERE,
+    )  # fmt: skip
+    started = time.monotonic()
+    with core, outcomes:
+        stopper = threading.Timer(0.5, outcomes.stop)
+        stopper.start()
+        found = by_index(outcomes)
+        stopper.cancel()
+    return found, time.monotonic() - started
+
+
+def test_a_stop_ends_the_following_even_while_the_platform_asks_to_wait(sb: Sandbox) -> None:
+    busy = json_reply(503, {"title": "busy"}, headers=[("Retry-After", "8")])
+    with ScriptedServer(default=busy) as platform:
+        found, elapsed = _follow_against(platform.url, sb)
+    assert sorted(found) == list(range(10))
+    assert {o.status for o in found.values()} == {"accepted"}
+    assert elapsed < 5  # not 8 s per operation
+
+
+def test_wait_timeout_bounds_the_following_of_every_operation(sb: Sandbox) -> None:
+    with ScriptedServer(default=Stall(30)) as platform:  # the Platform API never answers
+        core = Core(sb.api_key, server_url=sb.url, platform_url=platform.url, timeout=(1, 1))
+        started = time.monotonic()
+        with core, write_many(
+            core, _records(10, without_email=set()), mode="asynchronous", wait=True,
+            batch_size=2, wait_timeout=1.0, **WHERE,
+        ) as outcomes:  # fmt: skip
+            found = by_index(outcomes)
+        elapsed = time.monotonic() - started
+    assert sorted(found) == list(range(10)) and {o.status for o in found.values()} == {"accepted"}
+    assert elapsed < 8  # the budget and one cut-short poll, not a poll per operation
+    assert sum("wait_timeout" in (o.error or "") for o in found.values()) >= 8
+
+
+def test_an_exit_while_following_loses_no_outcome(sb: Sandbox) -> None:
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(3)  # as a SIGTERM handler calling sys.exit would
+
+    with Sandbox(async_delay=30.0) as slow:
+        core = Core(slow.api_key, server_url=slow.url, platform_url=slow.url)
+        outcomes = write_many(
+            core, _records(8, without_email=set()), mode="asynchronous", wait=True,
+            batch_size=2, **WHERE,
+        )  # fmt: skip
+        found: list[Outcome] = []
+        previous = signal.signal(signal.SIGALRM, leave)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        try:
+            with core, outcomes, pytest.raises(SystemExit):
+                for outcome in outcomes:
+                    found.append(outcome)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    assert sorted(o.index for o in found) == list(range(8))
+    assert {o.status for o in found} == {"accepted"}
+
+
+def test_wait_is_checked(sb: Sandbox) -> None:
+    with Core(sb.api_key, server_url=sb.url) as core:
+        with pytest.raises(ValueError, match="mode='asynchronous'"):
+            write_many(core, [], wait=True, **WHERE)
+        with pytest.raises(TypeError, match="wait"):
+            write_many(core, [], mode="asynchronous", wait="no", **WHERE)  # type: ignore[arg-type]

@@ -122,6 +122,10 @@ def write_many(
             raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
     if retries is not None and not isinstance(retries, RetryConfig):
         raise TypeError(f"retries must be a RetryConfig, got {retries.__class__.__name__}")
+    if not isinstance(wait, bool):
+        raise TypeError(f"wait must be True or False, got {wait!r}")
+    if wait and mode != "asynchronous":
+        raise ValueError("wait=True follows asynchronous writes: pass mode='asynchronous'")
     if isinstance(wait_timeout, bool) or not (
         isinstance(wait_timeout, (int, float)) and 0 < wait_timeout <= MAX_TIMEOUT
     ):
@@ -260,7 +264,9 @@ def _followed(
             settled = follower.settle(operation_id, accepted)
             pending.popleft()
             yield from settled
-    except KeyboardInterrupt:
+    except GeneratorExit:
+        raise
+    except BaseException:  # a Ctrl-C, a SystemExit from a signal handler, ...: none is lost
         follower.stop()
         while pending:
             yield from not_followed(pending.popleft()[1], "interrupted")

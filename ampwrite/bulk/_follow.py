@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -33,6 +32,7 @@ from ..errors import AmpWriteError, OperationTimeoutError
 from ..models import Operation, OperationStatus
 from ..operations import DEFAULT_MAX_POLL_INTERVAL, poll_until_done
 from ..result import Err, Result
+from ..retries import RetryConfig
 from ._judge import MAYBE_TWICE, after_ambiguous, short
 from ._outcome import Outcome
 
@@ -41,8 +41,7 @@ __all__ = ["DEFAULT_WAIT_TIMEOUT", "Follower", "not_followed", "settle_accepted"
 DEFAULT_WAIT_TIMEOUT: Final = 600.0
 """Seconds, in all, to follow a run's operations to their end."""
 _SUMMARY: Final = re.compile(r"\((\d+) succeeded, (\d+) failed\)")
-_LAST_LOOK: Final = 0.001
-"""The wait left to an operation once the budget is spent: it is read once."""
+_ONE_ATTEMPT: Final = RetryConfig.none()
 
 
 def _counts(summary: str | None) -> tuple[int, int] | None:
@@ -90,9 +89,10 @@ def settle_accepted(
 
 class Follower:
     """Follows operations one after another, within one time budget that starts with the
-    first; `stop()` (from a signal handler or another thread) ends a wait at once, and what
-    is not followed stays accepted. Once the budget is spent, each operation is still read
-    once, so those already done are settled."""
+    first: once it is spent, the operations not read yet stay accepted. Each poll is a single
+    attempt and every wait (between polls, or as a 429 or 503 asks) goes through `stop()`'s
+    event, so `stop()` (from a signal handler or another thread) ends the following at
+    once; what is not followed stays accepted."""
 
     def __init__(
         self,
@@ -116,22 +116,26 @@ class Follower:
         """The final outcomes of the records `operation_id` carried."""
         if self.stopping.is_set():
             return not_followed(accepted, "the run was stopped")
-        now = time.monotonic()
+        now = self._core.clock()
         if self._deadline is None:
             self._deadline = now + self._timeout
+        if now >= self._deadline:
+            return not_followed(accepted, f"wait_timeout ({self._timeout:g} s) was spent")
         result = poll_until_done(
             self._core,
             self._project,
             operation_id,
-            timeout=max(self._deadline - now, _LAST_LOOK),
+            timeout=self._deadline - now,
             poll_interval=None,
             max_poll_interval=self._max_poll_interval,
-            retries=None,
+            retries=_ONE_ATTEMPT,  # waits go through `pause`, which stop() interrupts
             request_timeout=None,
             platform_url=None,
             headers=None,
             pause=lambda seconds: not self.stopping.wait(seconds),
         )
+        if self.stopping.is_set() and isinstance(result, Err):
+            return not_followed(accepted, "the run was stopped")
         return settle_accepted(result, accepted)
 
 
