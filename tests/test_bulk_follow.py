@@ -116,8 +116,15 @@ def test_write_many_with_wait_gives_each_record_its_final_outcome(sb: Sandbox) -
         batch_size=50, retries=QUICK, **WHERE,
     ) as outcomes:  # fmt: skip
         found = by_index(outcomes)
+        progress = outcomes.progress
 
     assert sorted(found) == list(range(250))
+    assert (progress.written, progress.failed, progress.unknown, progress.accepted) == (
+        100,
+        50,
+        100,
+        0,
+    )
     expected = {
         **dict.fromkeys(range(0, 50), "unknown"),
         **dict.fromkeys(range(50, 100), "written"),

@@ -198,7 +198,7 @@ class BulkWrites(Iterator[Outcome]):
         # weak: a run dropped by its caller must be collected, and its generator closed
         run.generator = weakref.ref(outcomes)
         self._follower = follower
-        self._outcomes = outcomes if follower is None else _followed(outcomes, follower)
+        self._outcomes = outcomes if follower is None else _followed(outcomes, follower, run.counts)
 
     def __iter__(self) -> Iterator[Outcome]:
         return self._outcomes  # a for loop then calls no code of ours between outcomes
@@ -236,11 +236,12 @@ class BulkWrites(Iterator[Outcome]):
 
 
 def _followed(
-    outcomes: Generator[Outcome, None, None], follower: Follower
+    outcomes: Generator[Outcome, None, None], follower: Follower, counts: dict[str, int]
 ) -> Generator[Outcome, None, None]:
     """`outcomes`, each accepted one held until the writes end and then settled by following
-    its operation. However the run ends, every held outcome is yielded once: settled, or as
-    accepted (a Ctrl-C, `stop()`, an exception from the input, then raised after them)."""
+    its operation (`counts`, the run's tallies, follow suit). However the run ends, every
+    held outcome is yielded once: settled, or as accepted (a Ctrl-C, `stop()`, an exception
+    from the input, then raised after them)."""
     held: dict[str, list[Outcome]] = {}
     try:
         for outcome in outcomes:
@@ -263,6 +264,9 @@ def _followed(
             operation_id, accepted = pending[0]
             settled = follower.settle(operation_id, accepted)
             pending.popleft()
+            for outcome in settled:
+                counts["accepted"] -= 1
+                counts[outcome.status] += 1
             yield from settled
     except GeneratorExit:
         raise
