@@ -66,6 +66,14 @@ def test_an_operations_end_settles_its_records(
         assert all(o.error for o in settled)
 
 
+def test_fewer_successful_ids_than_records_is_a_partial_failure() -> None:
+    partial = settle_accepted(Ok(_operation("success", "Done", ids=("a", "b"))), _accepted(3))
+    assert _statuses(partial) == ["unknown"] * 3
+    assert "2 of 3 records" in (partial[0].error or "")
+    listed = settle_accepted(Ok(_operation("success", "Done", ids=("a", "b", "c"))), _accepted(3))
+    assert _statuses(listed) == ["written"] * 3
+
+
 def test_a_single_record_gets_the_providers_id() -> None:
     settled = settle_accepted(Ok(_operation("success", ids=("001xx",))), _accepted(1))
     assert settled == (Outcome(0, "written", "001xx", None, "op-1"),)

@@ -14,6 +14,9 @@ write completed (3 succeeded, 1 failed)"), never which of its records failed, so
 | any other status                       | unknown                                      |
 | not followed to its end (timeout, stop, an error reading it) | accepted, as before, saying why |
 
+"Some of each" is read from the summary, or, when the summary does not give the counts in
+the API's wording, from fewer `successfulRecordIds` than records.
+
 A record accepted after an ambiguous attempt (its earlier attempt may have written it too)
 is never reported failed: it is unknown.
 """
@@ -65,8 +68,11 @@ def settle_accepted(
     operation = result.value
     counts = _counts(operation.result)
     summary = operation.result or f"the operation ended in {operation.status!r}"
+    ids = operation.metadata.successful_record_ids
+    if counts is None and 0 < len(ids) < len(accepted):  # a summary in another wording
+        counts = (len(ids), len(accepted) - len(ids))
+        summary = f"{summary} ({len(ids)} of {len(accepted)} records listed as written)"
     if operation.status == OperationStatus.SUCCESS and (counts is None or counts[1] == 0):
-        ids = operation.metadata.successful_record_ids
         record_id = ids[0] if len(accepted) == 1 and len(ids) == 1 else None
         return tuple(
             attrs.evolve(outcome, status="written", record_id=record_id) for outcome in accepted
