@@ -10,8 +10,8 @@
 An asynchronous write's outcome is read with `get_operation`, `wait_for_operation`,
 `list_operation_logs`, `list_operations` and `iter_operations` (see `ampwrite.operations`).
 
-The facade (`AmpWrite`), the operation functions, the sandbox and the bulk loader load only
-when first used.
+The same functions as coroutines are in `ampwrite.aio`. The facade (`AmpWrite`), the operation
+functions, `ampwrite.aio`, the sandbox and the bulk loader load only when first used.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .retries import RetryConfig
 from .write import write_records
 
 if TYPE_CHECKING:
+    from . import aio
     from .facade import AmpWrite
     from .operations import (
         get_operation,
@@ -46,6 +47,7 @@ __all__ = [
     "Result",
     "RetryConfig",
     "__version__",
+    "aio",
     "errors",
     "get_operation",
     "iter_operations",
@@ -72,6 +74,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "aio":  # the asyncio functions, and asyncio itself, load only when asked for
+        return importlib.import_module("ampwrite.aio")
     if name in _LAZY:
         module_name, attribute = _LAZY[name]
         value = getattr(importlib.import_module(module_name), attribute)

@@ -11,14 +11,14 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
 import requests
 
 from ._headers import API_KEY_HEADER, has_control_characters, header_issues, merge_headers
-from ._transport import RequestsTransport, Timeouts, is_loopback
+from ._transport import POOL_SIZE, RequestsTransport, Timeouts, is_loopback
 from ._version import __version__
 from .errors import ConfigurationError
 from .retries import RetryConfig
@@ -31,6 +31,8 @@ DEFAULT_PLATFORM_URL: Final = "https://api.withampersand.com/v1"
 DEFAULT_TIMEOUT: Final = (10.0, 60.0)
 """Seconds to connect, and seconds for the answer: an attempt takes 70 s at most."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_ASYNC_WORKERS: Final = POOL_SIZE
+"""Threads that make the attempts of `ampwrite.aio` calls: as many as the connections kept."""
 
 ENV_API_KEY: Final = "AMPERSAND_API_KEY"
 ENV_SERVER_URL: Final = "AMPERSAND_SERVER_URL"
@@ -144,6 +146,9 @@ class Core:
     - `allow_insecure_http`: permit `http://` to a host other than loopback.
     - `max_response_bytes`: answers larger than this are not read (a `TransportError`).
     - `sleep`, `clock`, `rand`: the waiting, timing and jitter of retries, injectable for tests.
+    - `async_workers`: how many `ampwrite.aio` attempts may be in flight at once (each runs on
+      a thread of a pool the Core starts at its first asyncio call); `async_sleep`: the waiting
+      of `ampwrite.aio` retries and polls (None: `asyncio.sleep`), injectable for tests.
 
     Raises `ConfigurationError` for settings it cannot work with.
     """
@@ -162,6 +167,8 @@ class Core:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] | None = None,
+        async_workers: int = DEFAULT_ASYNC_WORKERS,
+        async_sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get(ENV_API_KEY)
@@ -190,6 +197,14 @@ class Core:
             raise ConfigurationError(f"retries must be a RetryConfig, got {type(retries).__name__}")
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be at least 1")
+        if (
+            isinstance(async_workers, bool)
+            or not isinstance(async_workers, int)
+            or async_workers < 1
+        ):
+            raise ConfigurationError(
+                f"async_workers must be a whole number of at least 1, got {async_workers!r}"
+            )
         self._api_key: ApiKey = api_key
         self.server_url: str = url
         self.platform_url: str = platform
@@ -200,6 +215,8 @@ class Core:
         self.sleep = sleep
         self.clock = clock
         self.rand = rand
+        self.async_workers = async_workers
+        self.async_sleep = async_sleep
         self.transport = RequestsTransport(session)
         self._prepare()
         _LIVE_CORES.add(self)

@@ -27,7 +27,7 @@ import attrs
 from ._call import CallSettings, call_headers, call_settings
 from ._headers import header_issues
 from ._paths import operation_logs_path, operation_path, operations_path, query
-from ._send import send_with_retries
+from ._send import Prepared, send_prepared
 from ._transport import Request, Timeouts
 from ._validate import _integer, _path_parameter
 from ._wire import decode_operation, decode_operation_logs, decode_operation_page
@@ -47,10 +47,15 @@ __all__ = [
     "DEFAULT_MAX_POLL_INTERVAL",
     "DEFAULT_WAIT_TIMEOUT",
     "FIRST_POLL_DELAY",
+    "Polling",
     "get_operation",
     "iter_operations",
     "list_operation_logs",
     "list_operations",
+    "prepare_get_operation",
+    "prepare_list_operation_logs",
+    "prepare_list_operations",
+    "prepare_wait",
     "wait_for_operation",
 ]
 
@@ -89,13 +94,36 @@ def get_operation(
     The keyword options override the `Core`'s settings for this call, as for `write_records`;
     `platform_url` replaces `Core.platform_url`.
     """
+    prepared = prepare_get_operation(
+        core,
+        project_id_or_name,
+        operation_id,
+        retries=retries,
+        timeout=timeout,
+        platform_url=platform_url,
+        headers=headers,
+    )
+    return Err(prepared) if isinstance(prepared, AmpWriteError) else send_prepared(core, prepared)
+
+
+def prepare_get_operation(
+    core: Core,
+    project_id_or_name: str,
+    operation_id: str,
+    *,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Prepared[Operation] | AmpWriteError:
+    """`get_operation` checked and built, without I/O: its GET, or why it cannot be sent."""
     _require_core(core, "get_operation")
     ids = {"project_id_or_name": project_id_or_name, "operation_id": operation_id}
     settings = _checked(core, ids, (), headers, retries, timeout, platform_url)
     if isinstance(settings, AmpWriteError):
-        return Err(settings)
+        return settings
     path = operation_path(project_id_or_name, operation_id)
-    return _get(core, settings, path, headers, decode_operation)
+    return _prepare_get(core, settings, path, headers, decode_operation)
 
 
 def list_operation_logs(
@@ -109,13 +137,36 @@ def list_operation_logs(
     headers: Mapping[str, str] | None = None,
 ) -> Result[tuple[OperationLog, ...], AmpWriteError]:
     """Read the log entries of one operation, in the order the server lists them."""
+    prepared = prepare_list_operation_logs(
+        core,
+        project_id_or_name,
+        operation_id,
+        retries=retries,
+        timeout=timeout,
+        platform_url=platform_url,
+        headers=headers,
+    )
+    return Err(prepared) if isinstance(prepared, AmpWriteError) else send_prepared(core, prepared)
+
+
+def prepare_list_operation_logs(
+    core: Core,
+    project_id_or_name: str,
+    operation_id: str,
+    *,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Prepared[tuple[OperationLog, ...]] | AmpWriteError:
+    """`list_operation_logs` checked and built, without I/O."""
     _require_core(core, "list_operation_logs")
     ids = {"project_id_or_name": project_id_or_name, "operation_id": operation_id}
     settings = _checked(core, ids, (), headers, retries, timeout, platform_url)
     if isinstance(settings, AmpWriteError):
-        return Err(settings)
+        return settings
     path = operation_logs_path(project_id_or_name, operation_id)
-    return _get(core, settings, path, headers, decode_operation_logs)
+    return _prepare_get(core, settings, path, headers, decode_operation_logs)
 
 
 def list_operations(
@@ -137,6 +188,35 @@ def list_operations(
     `next_page_token` of the page before. `OperationPage.next_page_token` is None on the last
     page.
     """
+    prepared = prepare_list_operations(
+        core,
+        project_id_or_name,
+        integration_id,
+        installation_id,
+        page_size=page_size,
+        page_token=page_token,
+        retries=retries,
+        timeout=timeout,
+        platform_url=platform_url,
+        headers=headers,
+    )
+    return Err(prepared) if isinstance(prepared, AmpWriteError) else send_prepared(core, prepared)
+
+
+def prepare_list_operations(
+    core: Core,
+    project_id_or_name: str,
+    integration_id: str,
+    installation_id: str,
+    *,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Prepared[OperationPage] | AmpWriteError:
+    """`list_operations` checked and built, without I/O."""
     _require_core(core, "list_operations")
     ids = {
         "project_id_or_name": project_id_or_name,
@@ -150,11 +230,11 @@ def list_operations(
         _path_parameter(page_token, "page_token", paging)
     settings = _checked(core, ids, paging, headers, retries, timeout, platform_url)
     if isinstance(settings, AmpWriteError):
-        return Err(settings)
+        return settings
     path = operations_path(project_id_or_name, integration_id, installation_id) + query(
         {"pageSize": page_size, "pageToken": page_token}
     )
-    return _get(core, settings, path, headers, decode_operation_page)
+    return _prepare_get(core, settings, path, headers, decode_operation_page)
 
 
 def iter_operations(
@@ -267,38 +347,134 @@ def poll_until_done(
 ) -> Result[Operation, AmpWriteError]:
     """`wait_for_operation`, waiting between polls with `pause(seconds)`, which returns False
     to give up at once (the bulk loader's stop): then `Err(OperationTimeoutError)`."""
+    polling = prepare_wait(
+        core,
+        project_id_or_name,
+        operation_id,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+        retries=retries,
+        request_timeout=request_timeout,
+        platform_url=platform_url,
+        headers=headers,
+    )
+    if isinstance(polling, AmpWriteError):
+        return Err(polling)
+    while True:
+        poll = polling.next_poll()
+        step = polling.decide(
+            Err(poll) if isinstance(poll, AmpWriteError) else send_prepared(core, poll)
+        )
+        if isinstance(step, (Ok, Err)):
+            return step
+        if not pause(step):
+            return polling.given_up()
+
+
+def prepare_wait(
+    core: Core,
+    project_id_or_name: str,
+    operation_id: str,
+    *,
+    timeout: float,
+    poll_interval: float | None,
+    max_poll_interval: float,
+    retries: RetryConfig | None,
+    request_timeout: Timeout | None,
+    platform_url: str | None,
+    headers: Mapping[str, str] | None,
+) -> Polling | AmpWriteError:
+    """The decisions of one wait, or why it cannot start; the clock starts now."""
+    _require_core(core, "wait_for_operation")
     ids = {"project_id_or_name": project_id_or_name, "operation_id": operation_id}
     settings = _checked(core, ids, (), headers, retries, request_timeout, platform_url)
     if isinstance(settings, AmpWriteError):
-        return Err(settings)
+        return settings
     unusable = _wait_issue(timeout, poll_interval, max_poll_interval)
     if unusable is not None:
-        return Err(unusable)
+        return unusable
     path = operation_path(project_id_or_name, operation_id)
-    started = core.clock()
-    deadline = started + timeout
-    last: Operation | None = None
-    polls = 0
-    while True:
-        poll = _within(settings, deadline - core.clock())
-        result = _get(core, poll, path, headers, decode_operation)
-        polls += 1
+    return Polling(
+        core, operation_id, settings, path, headers, timeout, poll_interval, max_poll_interval
+    )
+
+
+class Polling:
+    """The decisions of `wait_for_operation`, without its I/O: `next_poll()` gives the GET to
+    make now (its retries and timeout within what is left of the wait), and `decide(result)`
+    says, after that poll: done (a `Result`), or wait this many seconds. A driver that gives up
+    early (a stop) returns `given_up()`. The synchronous and the asyncio waits share it."""
+
+    def __init__(
+        self,
+        core: Core,
+        operation_id: str,
+        settings: CallSettings,
+        path: str,
+        headers: Mapping[str, str] | None,
+        timeout: float,
+        poll_interval: float | None,
+        max_poll_interval: float,
+    ) -> None:
+        self._core = core
+        self._operation_id = operation_id
+        self._settings = settings
+        self._path = path
+        self._headers = headers
+        self._timeout = timeout
+        self._poll_interval = poll_interval
+        self._max_poll_interval = max_poll_interval
+        self._started = core.clock()
+        self._deadline = self._started + timeout
+        self._last: Operation | None = None
+        self._result: Result[Operation, AmpWriteError] | None = None
+        self.polls = 0
+
+    def next_poll(self) -> Prepared[Operation] | AmpWriteError:
+        """The poll to make now."""
+        poll = _within(self._settings, self._deadline - self._core.clock())
+        return _prepare_get(self._core, poll, self._path, self._headers, decode_operation)
+
+    def decide(
+        self, result: Result[Operation, AmpWriteError]
+    ) -> Result[Operation, AmpWriteError] | float:
+        """After a poll that got `result`: the wait's `Result`, or seconds until the next poll."""
+        self.polls += 1
+        self._result = result
         asked: float | None = None
         if isinstance(result, Ok):
             if result.value.done:
                 return result
-            last = result.value
+            self._last = result.value
         elif disposition(result.error) is Disposition.REFUSED:  # 429, 503: poll later
             asked = server_wait(result.error)
+        elif self._core.clock() >= self._deadline:  # the wait's end cut this poll short
+            return Err(
+                _timed_out(self._operation_id, self._timeout, self._last, self.polls, result)
+            )
         else:
             return result
-        delay = asked if asked is not None else _poll_delay(polls, poll_interval, max_poll_interval)
-        left = deadline - core.clock()
+        delay = (
+            asked
+            if asked is not None
+            else _poll_delay(self.polls, self._poll_interval, self._max_poll_interval)
+        )
+        left = self._deadline - self._core.clock()
         if left <= 0 or (asked is not None and asked > left):
-            return Err(_timed_out(operation_id, timeout, last, polls, result))
-        log.debug("operation %s not done; next poll in %.2f s", operation_id, min(delay, left))
-        if not pause(min(delay, left)):
-            return Err(_timed_out(operation_id, core.clock() - started, last, polls, result))
+            return Err(
+                _timed_out(self._operation_id, self._timeout, self._last, self.polls, result)
+            )
+        log.debug(
+            "operation %s not done; next poll in %.2f s", self._operation_id, min(delay, left)
+        )
+        return min(delay, left)
+
+    def given_up(self) -> Err[AmpWriteError]:
+        """The wait's `Err(OperationTimeoutError)` when its driver stops it between polls."""
+        assert self._result is not None, "given_up() comes after a poll"
+        elapsed = self._core.clock() - self._started
+        return Err(_timed_out(self._operation_id, elapsed, self._last, self.polls, self._result))
 
 
 def _poll_delay(polls: int, poll_interval: float | None, max_poll_interval: float) -> float:
@@ -390,17 +566,17 @@ def _checked(
     )
 
 
-def _get(
+def _prepare_get(
     core: Core,
     settings: CallSettings,
     path: str,
     headers: Mapping[str, str] | None,
     decode: Callable[[Any], T],
-) -> Result[T, AmpWriteError]:
-    """One GET of `path` below the settings' base URL, retried as an idempotent request."""
+) -> Prepared[T] | AmpWriteError:
+    """One GET of `path` below the settings' base URL, to be retried as an idempotent request."""
     key = core.api_key()
     if isinstance(key, AmpWriteError):
-        return Err(key)
+        return key
     request = Request(
         "GET",
         settings.base_url,
@@ -410,6 +586,4 @@ def _get(
         settings.timeout,
         core.max_response_bytes,
     )
-    return send_with_retries(
-        core, request, secret=key, retries=settings.retries, decode=decode, idempotent=True
-    )
+    return Prepared(request, settings.retries, key, decode, idempotent=True)

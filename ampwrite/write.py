@@ -17,7 +17,7 @@ from typing import Any
 from ._call import call_headers, call_settings
 from ._headers import header_issues
 from ._paths import write_path
-from ._send import send_with_retries
+from ._send import Prepared, send_prepared
 from ._transport import Request
 from ._validate import Checked, check_request, show, unencodable
 from ._wire import decode_write_response, to_wire
@@ -27,7 +27,7 @@ from .models import WriteRecordsRequest, WriteResponse
 from .result import Err, Result
 from .retries import RetryConfig
 
-__all__ = ["write_records"]
+__all__ = ["prepare_write", "write_records"]
 
 
 def write_records(
@@ -45,34 +45,51 @@ def write_records(
     (`projectIdOrName`, `integrationId`, `objectName`, `requestBody`). The keyword options
     override the `Core`'s settings for this call; `headers` adds request headers.
     """
+    prepared = prepare_write(
+        core, request, retries=retries, timeout=timeout, server_url=server_url, headers=headers
+    )
+    if isinstance(prepared, AmpWriteError):
+        return Err(prepared)
+    return send_prepared(core, prepared)
+
+
+def prepare_write(
+    core: Core,
+    request: WriteRecordsRequest | Mapping[str, Any],
+    *,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    server_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Prepared[WriteResponse] | AmpWriteError:
+    """Stages 1 and 2, which make no I/O: the write ready to send, or why it cannot be (nothing
+    is sent then). The synchronous and the asyncio drivers both start here."""
     if not isinstance(core, Core):
         raise TypeError(f"write_records needs a Core, got {type(core).__name__}")
     checked = _validate(request, headers)
     if isinstance(checked, AmpWriteError):
-        return Err(checked)
+        return checked
     settings = call_settings(
         core, retries, timeout, server_url, default_url=core.server_url, url_name="server_url"
     )
     if isinstance(settings, AmpWriteError):
-        return Err(settings)
+        return settings
     config, call_timeout, base_url = settings
     key = core.api_key()
     if isinstance(key, AmpWriteError):
-        return Err(key)
+        return key
     try:
         body = json.dumps(
             checked.body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")
     except (ValueError, UnicodeEncodeError, RecursionError):
-        return Err(RequestValidationError(unencodable(checked.body, "requestBody")))
+        return RequestValidationError(unencodable(checked.body, "requestBody"))
     path = write_path(checked.project_id_or_name, checked.integration_id, checked.object_name)
     request_headers = call_headers(core, headers, key, has_body=True)
     attempt = Request(
         "POST", base_url, path, request_headers, body, call_timeout, core.max_response_bytes
     )
-    return send_with_retries(
-        core, attempt, secret=key, retries=config, decode=decode_write_response
-    )
+    return Prepared(attempt, config, key, decode_write_response)
 
 
 # -- stage 1 ------------------------------------------------------------------------------------

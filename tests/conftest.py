@@ -1,12 +1,18 @@
-"""Shared fixtures: a scripted loopback server and Cores pointed at it."""
+"""Shared fixtures: a scripted loopback server, Cores pointed at it, and the two drivers."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from ampwrite import Core, RetryConfig
+from ampwrite import Core, RetryConfig, aio, write_records
+from ampwrite.errors import AmpWriteError
+from ampwrite.models import WriteResponse
+from ampwrite.result import Result
 from ampwrite.sandbox import Sandbox
 from tests.sandbox_client import Client
 from tests.scripted_server import ScriptedServer
@@ -58,3 +64,41 @@ def client(sb: Sandbox) -> Iterator[Client]:
     connection = Client(sb)
     yield connection
     connection.close()
+
+
+class Driver:
+    """`driver(core, request, **options)`: one write through the synchronous function, or
+    through `ampwrite.aio.write_records` on an event loop of its own, for tests that hold both
+    to the same guarantees. On the asyncio side, a Core whose `sleep` a test replaced waits
+    between retries with that same function (it records or fakes the waits without blocking)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.is_async = name == "aio"
+
+    def __call__(
+        self, core: Core, request: Any, **options: Any
+    ) -> Result[WriteResponse, AmpWriteError]:
+        if not self.is_async:
+            return write_records(core, request, **options)
+        if core.async_sleep is None and core.sleep is not time.sleep:
+            fake = core.sleep
+
+            async def sleep(seconds: float) -> None:
+                fake(seconds)
+
+            core.async_sleep = sleep
+        return asyncio.run(aio.write_records(core, request, **options))
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+DRIVERS = (Driver("sync"), Driver("aio"))
+
+
+@pytest.fixture(params=DRIVERS, ids=repr)
+def driver(request: pytest.FixtureRequest) -> Driver:
+    """Each test that takes it runs once per driver: `write_records` and `aio.write_records`."""
+    driver: Driver = request.param
+    return driver

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ampwrite import AmpWrite, Core, Err, Ok, RetryConfig, write_records
+from ampwrite import AmpWrite, Core, Err, Ok, RetryConfig
 from ampwrite.errors import (
     AmpWriteError,
     APIError,
@@ -21,7 +21,7 @@ from ampwrite.errors import (
     WriteFailedError,
 )
 from ampwrite.models import BatchWriteResponse, SingleWriteResponse, WriteResult
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, Driver
 from tests.requests_data import batch, single
 from tests.scripted_server import CLOSE, RESET, Reply, ScriptedServer, json_reply
 
@@ -40,12 +40,14 @@ PROBLEM = {
 }
 
 
-def _call_both(server: ScriptedServer, reply: Any, request: dict[str, Any]) -> tuple[Any, Any]:
+def _call_both(
+    server: ScriptedServer, driver: Driver, reply: Any, request: dict[str, Any]
+) -> tuple[Any, Any]:
     """The function's Result and what the facade returned or raised, for the same answer."""
     results: list[Any] = []
     with Core(API_KEY, server_url=server.url, retries=RetryConfig.none()) as core:
         server.script(reply)
-        results.append(write_records(core, request))
+        results.append(driver(core, request))
     with AmpWrite(API_KEY, server_url=server.url, retries=RetryConfig.none()) as client:
         server.script(reply)
         try:
@@ -55,13 +57,13 @@ def _call_both(server: ScriptedServer, reply: Any, request: dict[str, Any]) -> t
     return results[0], results[1]
 
 
-def test_200_single(server: ScriptedServer) -> None:
+def test_200_single(server: ScriptedServer, driver: Driver) -> None:
     body = {
         "operationId": "op-1",
         "result": {"success": True, "recordId": "003", "data": {"email": "a@b.c"}},
         "someNewField": "tolerated",
     }
-    result, value = _call_both(server, json_reply(200, body), single())
+    result, value = _call_both(server, driver, json_reply(200, body), single())
 
     expected = SingleWriteResponse(
         operation_id="op-1",
@@ -71,16 +73,16 @@ def test_200_single(server: ScriptedServer) -> None:
     assert value == expected
 
 
-def test_200_asynchronous_single_has_no_result(server: ScriptedServer) -> None:
+def test_200_asynchronous_single_has_no_result(server: ScriptedServer, driver: Driver) -> None:
     result, value = _call_both(
-        server, json_reply(200, {"operationId": "op-2"}), single(mode="asynchronous")
+        server, driver, json_reply(200, {"operationId": "op-2"}), single(mode="asynchronous")
     )
 
     assert result == Ok(SingleWriteResponse(operation_id="op-2", result=None))
     assert value == result.value
 
 
-def test_200_batch_with_partial_success_is_ok(server: ScriptedServer) -> None:
+def test_200_batch_with_partial_success_is_ok(server: ScriptedServer, driver: Driver) -> None:
     body = {
         "operationId": "op-3",
         "successCount": 1,
@@ -88,7 +90,7 @@ def test_200_batch_with_partial_success_is_ok(server: ScriptedServer) -> None:
         "results": [{"success": True, "recordId": "1"}, {"success": False}],
         "errors": [{"message": "second record rejected"}],
     }
-    result, value = _call_both(server, json_reply(200, body), batch(2))
+    result, value = _call_both(server, driver, json_reply(200, body), batch(2))
 
     assert isinstance(result, Ok)
     response = result.value
@@ -267,8 +269,9 @@ def test_error_rows(
     reply: Any,
     expected_type: type[AmpWriteError],
     check: Callable[[Any], bool],
+    driver: Driver,
 ) -> None:
-    result, raised = _call_both(server, reply, single())
+    result, raised = _call_both(server, driver, reply, single())
 
     assert isinstance(result, Err)
     assert type(result.error) is expected_type
@@ -278,61 +281,63 @@ def test_error_rows(
     assert API_KEY not in repr(result.error) and API_KEY not in str(result.error)
 
 
-def test_422_as_problem_json_is_still_a_write_failure(server: ScriptedServer) -> None:
+def test_422_as_problem_json_is_still_a_write_failure(
+    server: ScriptedServer, driver: Driver
+) -> None:
     reply = json_reply(
         422, {"title": "Unprocessable", "detail": "bad"}, content_type="application/problem+json"
     )
-    result, _ = _call_both(server, reply, single())
+    result, _ = _call_both(server, driver, reply, single())
 
     assert isinstance(result, Err) and isinstance(result.error, WriteFailedError)
     assert result.error.operation_id is None
     assert result.error.problem is not None and result.error.problem.detail == "bad"
 
 
-def test_an_echoed_key_is_redacted(server: ScriptedServer) -> None:
+def test_an_echoed_key_is_redacted(server: ScriptedServer, driver: Driver) -> None:
     reply = Reply(400, body=f"bad key {API_KEY}".encode(), content_type="text/plain")
-    result, _ = _call_both(server, reply, single())
+    result, _ = _call_both(server, driver, reply, single())
 
     assert isinstance(result, Err) and isinstance(result.error, BadRequestError)
     assert API_KEY not in str(result.error)
     assert API_KEY not in result.error.body
 
 
-def test_error_body_is_truncated(server: ScriptedServer) -> None:
+def test_error_body_is_truncated(server: ScriptedServer, driver: Driver) -> None:
     reply = Reply(500, body=b"x" * 100_000, content_type="text/plain")
-    result, _ = _call_both(server, reply, single())
+    result, _ = _call_both(server, driver, reply, single())
 
     assert isinstance(result, Err) and isinstance(result.error, ServerError)
     assert len(result.error.body) < 17_000
     assert result.error.body.endswith("more bytes]")
 
 
-def test_oversized_answer_is_not_read(server: ScriptedServer) -> None:
+def test_oversized_answer_is_not_read(server: ScriptedServer, driver: Driver) -> None:
     server.script(Reply(200, body=b" " * 2_000_000))
     with Core(API_KEY, server_url=server.url, max_response_bytes=1_000_000) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and isinstance(result.error, TransportError)
     assert result.error.kind == "too-large"
 
 
-def test_chunked_oversized_answer_is_cut(server: ScriptedServer) -> None:
+def test_chunked_oversized_answer_is_cut(server: ScriptedServer, driver: Driver) -> None:
     chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
     raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 4 + b"0\r\n\r\n"
     server.script(raw)
     with Core(API_KEY, server_url=server.url, max_response_bytes=100_000) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and isinstance(result.error, TransportError)
     assert result.error.kind == "too-large"
 
 
-def test_sent_body_is_the_api_json(core: Core, server: ScriptedServer) -> None:
+def test_sent_body_is_the_api_json(core: Core, server: ScriptedServer, driver: Driver) -> None:
     request = single(
         associations=[{"to": {"id": "1"}, "types": []}],
         headers=[{"key": "Sforce-Auto-Assign", "value": "FALSE"}],
     )
-    write_records(core, request)
+    driver(core, request)
 
     sent = server.received[0]
     assert sent.method == "POST"

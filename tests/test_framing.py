@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from ampwrite import Core, Err, Ok, RetryConfig, write_records
+from ampwrite import Core, Err, Ok, RetryConfig
 from ampwrite.errors import ServerError, WriteFailedError
 from ampwrite.models import SingleWriteResponse
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, Driver
 from tests.requests_data import single
 from tests.scripted_server import CA_FILE, FRAMINGS, Framed, ScriptedServer
 
@@ -90,10 +90,11 @@ def test_each_framing_decodes_and_the_next_write_works(
     close: bool,
     http10: bool,
     delay: float,
+    driver: Driver,
 ) -> None:
     body = json.dumps(BODIES[status]).encode()
     tls_server.script(Framed(status, body, framing, close=close, http10=http10, delay=delay))
-    result = write_records(framed_core, single())
+    result = driver(framed_core, single())
     if status == 200:
         assert isinstance(result, Ok), result
         assert isinstance(result.value, SingleWriteResponse)
@@ -104,7 +105,7 @@ def test_each_framing_decodes_and_the_next_write_works(
         assert type(result.error) is expected, repr(result.error)
         assert result.error.status == status
     # the default reply: the connection was either reused or replaced cleanly
-    again = write_records(framed_core, single())
+    again = driver(framed_core, single())
     assert isinstance(again, Ok), again
     keeps_alive = not (close or http10 or framing == "until-close")
     assert tls_server.connections == (1 if keeps_alive else 2)

@@ -958,3 +958,14 @@ def test_the_operation_functions_are_exported() -> None:
     assert ampwrite.list_operation_logs is list_operation_logs
     assert ampwrite.list_operations is list_operations
     assert ampwrite.iter_operations is iter_operations
+
+
+def test_a_poll_cut_short_by_the_waits_end_is_a_wait_timeout(server: ScriptedServer) -> None:
+    server.script(operation_reply("in_progress"))
+    server.default = Stall(30)  # every later poll hangs
+    with Core(API_KEY, server_url=server.url, platform_url=server.url, timeout=(5, 5)) as core:
+        result = wait_for_operation(core, "p", OPERATION_ID, timeout=1.5, poll_interval=0.2)
+    assert isinstance(result, Err) and type(result.error) is OperationTimeoutError
+    assert result.error.operation_id == OPERATION_ID
+    assert result.error.last is not None and result.error.last.status == "in_progress"
+    assert "timed out" in str(result.error)  # the poll's own error is named

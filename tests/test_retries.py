@@ -12,7 +12,7 @@ import pytest
 import requests
 import requests.adapters
 
-from ampwrite import Core, Err, Ok, RetryConfig, write_records
+from ampwrite import Core, Err, Ok, RetryConfig
 from ampwrite.errors import (
     AmpWriteError,
     APIError,
@@ -26,7 +26,7 @@ from ampwrite.errors import (
     TransportError,
 )
 from ampwrite.retries import Disposition, disposition, parse_retry_after, retry_delay
-from tests.conftest import API_KEY, Sleeps
+from tests.conftest import API_KEY, Driver, Sleeps
 from tests.requests_data import single
 from tests.scripted_server import (
     CLOSE,
@@ -77,7 +77,7 @@ ATTEMPTS = {
 
 @pytest.mark.parametrize("outcome", list(OUTCOMES))
 @pytest.mark.parametrize("policy", ["default", "ambiguous"])
-def test_attempts_per_outcome(outcome: str, policy: str, sleeps: Sleeps) -> None:
+def test_attempts_per_outcome(outcome: str, policy: str, sleeps: Sleeps, driver: Driver) -> None:
     base = DEFAULT if policy == "default" else AMBIGUOUS
     config = RetryConfig(
         jitter=0.0,
@@ -89,7 +89,7 @@ def test_attempts_per_outcome(outcome: str, policy: str, sleeps: Sleeps) -> None
         ScriptedServer(default=OUTCOMES[outcome]) as server,
         _core(server.url, config, sleeps) as core,
     ):
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err)
     assert result.error.attempts == expected
@@ -97,17 +97,19 @@ def test_attempts_per_outcome(outcome: str, policy: str, sleeps: Sleeps) -> None
     assert len(sleeps) == expected - 1
 
 
-def test_retry_then_success_returns_ok(server: ScriptedServer, core: Core, sleeps: Sleeps) -> None:
+def test_retry_then_success_returns_ok(
+    server: ScriptedServer, core: Core, sleeps: Sleeps, driver: Driver
+) -> None:
     server.script(Reply(503, body=b""), Reply(429, body=b""), OK_REPLY)
 
-    result = write_records(core, single())
+    result = driver(core, single())
 
     assert isinstance(result, Ok)
     assert len(server.received) == 3
     assert sleeps == [0.5, 1.0]  # exponential backoff, no jitter
 
 
-def test_backoff_is_exponential_and_capped(sleeps: Sleeps) -> None:
+def test_backoff_is_exponential_and_capped(sleeps: Sleeps, driver: Driver) -> None:
     config = RetryConfig(
         initial_interval=1.0,
         exponent=3.0,
@@ -120,80 +122,84 @@ def test_backoff_is_exponential_and_capped(sleeps: Sleeps) -> None:
         ScriptedServer(default=Reply(503, body=b"")) as server,
         _core(server.url, config, sleeps) as core,
     ):
-        write_records(core, single())
+        driver(core, single())
 
     assert sleeps == [1.0, 3.0, 5.0, 5.0]
 
 
-def test_jitter_spreads_waits_within_bounds(sleeps: Sleeps) -> None:
+def test_jitter_spreads_waits_within_bounds(sleeps: Sleeps, driver: Driver) -> None:
     draws = iter([0.0, 1.0])
     config = RetryConfig(initial_interval=1.0, exponent=1.0, jitter=0.5, max_attempts=3)
     with (
         ScriptedServer(default=Reply(503, body=b"")) as server,
         _core(server.url, config, sleeps, rand=lambda: next(draws)) as core,
     ):
-        write_records(core, single())
+        driver(core, single())
 
     assert sleeps == [0.5, 1.5]
 
 
 def test_retry_after_seconds_is_honoured(
-    server: ScriptedServer, core: Core, sleeps: Sleeps
+    server: ScriptedServer, core: Core, sleeps: Sleeps, driver: Driver
 ) -> None:
     server.script(Reply(429, (("Retry-After", "3"),), b""), OK_REPLY)
 
-    assert isinstance(write_records(core, single()), Ok)
+    assert isinstance(driver(core, single()), Ok)
     assert sleeps == [3.0]
 
 
 def test_retry_after_http_date_is_honoured(
-    server: ScriptedServer, core: Core, sleeps: Sleeps
+    server: ScriptedServer, core: Core, sleeps: Sleeps, driver: Driver
 ) -> None:
     when = email.utils.formatdate(time.time() + 20, usegmt=True)
     server.script(Reply(503, (("Retry-After", when),), b""), OK_REPLY)
 
-    assert isinstance(write_records(core, single()), Ok)
+    assert isinstance(driver(core, single()), Ok)
     assert 18.0 <= sleeps[0] <= 20.0
 
 
 def test_problem_retry_after_is_honoured(
-    server: ScriptedServer, core: Core, sleeps: Sleeps
+    server: ScriptedServer, core: Core, sleeps: Sleeps, driver: Driver
 ) -> None:
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 10))
     problem = {"title": "Too Many Requests", "status": 429, "retryAfter": at}
     server.script(json_reply(429, problem, content_type="application/problem+json"), OK_REPLY)
 
-    assert isinstance(write_records(core, single()), Ok)
+    assert isinstance(driver(core, single()), Ok)
     assert 8.0 <= sleeps[0] <= 10.0
 
 
 def test_a_retry_after_beyond_the_cap_is_not_waited_for(
-    server: ScriptedServer, sleeps: Sleeps
+    server: ScriptedServer, sleeps: Sleeps, driver: Driver
 ) -> None:
     config = RetryConfig(max_retry_after=4.0, max_elapsed_time=100.0)
     server.script(Reply(429, (("Retry-After", "3600"),), b""), OK_REPLY)
     with _core(server.url, config, sleeps) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and isinstance(result.error, RateLimitError)
     assert result.error.retry_after == 3600.0 and result.error.attempts == 1
     assert sleeps == []
 
 
-def test_retry_after_is_read_whatever_its_case(server: ScriptedServer, sleeps: Sleeps) -> None:
+def test_retry_after_is_read_whatever_its_case(
+    server: ScriptedServer, sleeps: Sleeps, driver: Driver
+) -> None:
     server.script(Reply(503, (("RETRY-AFTER", "7"),), b""), OK_REPLY)
     with _core(server.url, RetryConfig(jitter=0.0), sleeps) as core:
-        assert isinstance(write_records(core, single()), Ok)
+        assert isinstance(driver(core, single()), Ok)
 
     assert sleeps == [7.0]
 
 
-def test_a_retry_gets_only_what_is_left_of_max_elapsed_time(server: ScriptedServer) -> None:
+def test_a_retry_gets_only_what_is_left_of_max_elapsed_time(
+    server: ScriptedServer, driver: Driver
+) -> None:
     config = RetryConfig(retry_ambiguous=True, max_elapsed_time=2.0, initial_interval=0.01)
     server.script(Stall(1.5), Stall(5.0))
     with Core(API_KEY, server_url=server.url, retries=config, timeout=(1.0, 1.0)) as core:
         started = time.monotonic()
-        result = write_records(core, single())
+        result = driver(core, single())
         elapsed = time.monotonic() - started
 
     assert isinstance(result, Err) and isinstance(result.error, RequestTimeoutError)
@@ -201,14 +207,16 @@ def test_a_retry_gets_only_what_is_left_of_max_elapsed_time(server: ScriptedServ
     assert elapsed < 2.6  # not 1 s + a full second attempt of 1 s more
 
 
-def test_max_elapsed_time_stops_retries(server: ScriptedServer, sleeps: Sleeps) -> None:
+def test_max_elapsed_time_stops_retries(
+    server: ScriptedServer, sleeps: Sleeps, driver: Driver
+) -> None:
     config = RetryConfig(max_elapsed_time=5.0, max_attempts=100)
     server.script(
         Reply(429, (("Retry-After", "3"),), b""), Reply(429, (("Retry-After", "3"),), b"")
     )
     clock = FakeClock()
     with _core(server.url, config, clock.sleep, clock=clock) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and isinstance(result.error, RateLimitError)
     assert result.error.attempts == 2
@@ -229,12 +237,12 @@ class FakeClock:
         self.now += seconds
 
 
-def test_real_waits_respect_max_elapsed_time(server: ScriptedServer) -> None:
+def test_real_waits_respect_max_elapsed_time(server: ScriptedServer, driver: Driver) -> None:
     config = RetryConfig(initial_interval=0.1, exponent=2.0, max_elapsed_time=0.5, max_attempts=50)
     with Core(API_KEY, server_url=server.url, retries=config) as core:
         server.default = Reply(503, body=b"")
         started = time.monotonic()
-        result = write_records(core, single())
+        result = driver(core, single())
         elapsed = time.monotonic() - started
 
     assert isinstance(result, Err) and isinstance(result.error, ServerError)
@@ -242,45 +250,45 @@ def test_real_waits_respect_max_elapsed_time(server: ScriptedServer) -> None:
     assert 2 <= result.error.attempts <= 5
 
 
-def test_none_means_one_attempt(server: ScriptedServer, sleeps: Sleeps) -> None:
+def test_none_means_one_attempt(server: ScriptedServer, sleeps: Sleeps, driver: Driver) -> None:
     server.default = Reply(429, body=b"")
     with _core(server.url, RetryConfig.none(), sleeps) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and result.error.attempts == 1
     assert sleeps == []
 
 
 def test_per_call_retries_override_the_core(
-    server: ScriptedServer, core: Core, sleeps: Sleeps
+    server: ScriptedServer, core: Core, sleeps: Sleeps, driver: Driver
 ) -> None:
     server.default = Reply(503, body=b"")
 
-    result = write_records(core, single(), retries=RetryConfig.none())
+    result = driver(core, single(), retries=RetryConfig.none())
 
     assert isinstance(result, Err) and result.error.attempts == 1
 
 
-def test_connection_refused_is_retried(sleeps: Sleeps) -> None:
+def test_connection_refused_is_retried(sleeps: Sleeps, driver: Driver) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = RetryConfig(jitter=0.0, max_attempts=3)
     with _core(f"http://127.0.0.1:{port}/v1", config, sleeps) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and isinstance(result.error, TransportError)
     assert result.error.kind == "connect" and not result.error.maybe_sent
     assert result.error.attempts == 3
 
 
-def test_connection_refused_is_not_retried_when_disabled(sleeps: Sleeps) -> None:
+def test_connection_refused_is_not_retried_when_disabled(sleeps: Sleeps, driver: Driver) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = RetryConfig(jitter=0.0, retry_connection_errors=False)
     with _core(f"http://127.0.0.1:{port}/v1", config, sleeps) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and result.error.attempts == 1
 
@@ -292,23 +300,25 @@ class ConnectTimeoutAdapter(requests.adapters.HTTPAdapter):
         raise requests.exceptions.ConnectTimeout("connect timed out")
 
 
-def test_connect_timeout_is_retried_as_never_sent(sleeps: Sleeps) -> None:
+def test_connect_timeout_is_retried_as_never_sent(sleeps: Sleeps, driver: Driver) -> None:
     session = requests.Session()
     session.mount("http://", ConnectTimeoutAdapter())
     config = RetryConfig(jitter=0.0, max_attempts=2)
     with _core("http://127.0.0.1:9/v1", config, sleeps, session=session) as core:
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and isinstance(result.error, RequestTimeoutError)
     assert result.error.kind == "connect-timeout" and not result.error.maybe_sent
     assert result.error.attempts == 2
 
 
-def test_read_timeout_is_a_timeout_error(server: ScriptedServer, sleeps: Sleeps) -> None:
+def test_read_timeout_is_a_timeout_error(
+    server: ScriptedServer, sleeps: Sleeps, driver: Driver
+) -> None:
     server.script(Stall(2.0))
     with _core(server.url, DEFAULT, sleeps, timeout=(1.0, 0.3)) as core:
         started = time.monotonic()
-        result = write_records(core, single())
+        result = driver(core, single())
 
     assert isinstance(result, Err) and isinstance(result.error, RequestTimeoutError)
     assert result.error.kind == "read-timeout" and result.error.maybe_sent
@@ -418,3 +428,27 @@ def test_retry_delay_stops_at_the_attempt_and_time_budgets() -> None:
     assert _delay(error, attempt=DEFAULT.max_attempts) is None
     assert _delay(error, elapsed=DEFAULT.max_elapsed_time - 0.2) is None
     assert _delay(error, elapsed=DEFAULT.max_elapsed_time - 5.0) is not None
+
+
+def test_a_wait_that_overran_the_budget_still_retries_within_bounds(
+    server: ScriptedServer, driver: Driver
+) -> None:
+    """A retry's timeouts are never cut below zero (which was a local ValueError, reported
+    as a failure that may have been processed), however long the wait between overran."""
+    now = [0.0]
+
+    def overshooting_sleep(seconds: float) -> None:
+        now[0] += seconds + 5.0  # a paused process: far past max_elapsed_time
+
+    server.script(Reply(503, body=b"{}"), OK_REPLY)
+    config = RetryConfig(max_elapsed_time=1.0, initial_interval=0.01, jitter=0.0)
+    with Core(
+        API_KEY,
+        server_url=server.url,
+        retries=config,
+        sleep=overshooting_sleep,
+        clock=lambda: now[0],
+    ) as core:
+        result = driver(core, single())
+    assert isinstance(result, Ok), result
+    assert len(server.received) == 2

@@ -1,0 +1,42 @@
+"""ampwrite for asyncio: the functions of `ampwrite` as coroutines, over the same `Core`.
+
+    from ampwrite import Core, Err, Ok
+    from ampwrite import aio
+
+    core = Core()
+    match await aio.write_records(core, request):
+        case Ok(response): ...
+        case Err(error): ...
+
+Each coroutine checks and builds its request exactly as its synchronous twin does (it calls
+the same `prepare_*` function), decides on every answer and every retry with the same
+`RetryLoop` (and, for `wait_for_operation`, the same `Polling`), and returns the same `Result`
+and error values. Only the waiting differs: attempts run on a bounded pool of threads of the
+Core (`Core(async_workers=...)`, 32 by default) through the Core's own transport, so each
+keeps every promise of the synchronous one (a whole-attempt deadline, bounded answers, no
+redirects followed, the key never in a value), and the loop never waits on a socket; waits
+between retries and polls are `asyncio.sleep` (or `Core(async_sleep=...)`).
+
+Cancelling one of these coroutines (`task.cancel()`, `asyncio.timeout()`, `asyncio.wait_for`)
+raises `CancelledError` at once and leaves the Core usable. An attempt already on the wire is
+not called back: it ends on its own, within its timeout, on its thread, and its answer is
+dropped, so a cancelled write **may have been sent**, and written.
+"""
+
+from __future__ import annotations
+
+from ._driver import (
+    get_operation,
+    list_operation_logs,
+    list_operations,
+    wait_for_operation,
+    write_records,
+)
+
+__all__ = [
+    "get_operation",
+    "list_operation_logs",
+    "list_operations",
+    "wait_for_operation",
+    "write_records",
+]
