@@ -63,14 +63,26 @@ def check_api_key(key: object) -> str | ConfigurationError:
 MAX_TIMEOUT: Final = 1_000_000.0
 
 
+def is_seconds(value: object) -> bool:
+    """Whether `value` is a duration ampwrite takes: a number of seconds above 0 and at most
+    `MAX_TIMEOUT` (not a bool, not NaN, not infinite)."""
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_TIMEOUT
+    )
+
+
+def seconds_issue(name: str, value: object) -> str | None:
+    """Why `value`, given as `name`, is not a duration ampwrite takes; None when it is."""
+    if is_seconds(value):
+        return None
+    return f"{name} must be seconds, more than 0 and at most 1,000,000, got {value!r}"
+
+
 def check_timeout(timeout: object) -> Timeouts | ConfigurationError:
     """Seconds for an attempt as a whole (to connect and to wait for each read as well), or a
     (connect, read) pair whose sum bounds the attempt."""
     pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-    if len(pair) != 2 or not all(
-        isinstance(part, (int, float)) and not isinstance(part, bool) and 0 < part <= MAX_TIMEOUT
-        for part in pair
-    ):
+    if len(pair) != 2 or not all(is_seconds(part) for part in pair):
         return ConfigurationError(
             "timeout must be seconds (at most 1,000,000) or a (connect, read) pair of them, "
             f"got {timeout!r}"

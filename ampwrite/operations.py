@@ -31,7 +31,7 @@ from ._send import Prepared, send_prepared
 from ._transport import Request, Timeouts
 from ._validate import _integer, _path_parameter
 from ._wire import decode_operation, decode_operation_logs, decode_operation_page
-from .core import MAX_TIMEOUT, Core, Timeout
+from .core import Core, Timeout, seconds_issue
 from .errors import (
     AmpWriteError,
     ConfigurationError,
@@ -510,12 +510,9 @@ def _wait_issue(
     ):
         if value is None and name == "poll_interval":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return ConfigurationError(f"{name} must be seconds, got {value!r}")
-        if not 0 < value <= MAX_TIMEOUT:
-            return ConfigurationError(
-                f"{name} must be more than 0 and at most 1,000,000 seconds, got {value!r}"
-            )
+        issue = seconds_issue(name, value)
+        if issue is not None:
+            return ConfigurationError(issue)
     return None
 
 

@@ -24,7 +24,7 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from .._validate import check_request
-from ..core import MAX_TIMEOUT, Core
+from ..core import Core, seconds_issue
 from ..errors import AmpWriteError, ConfigurationError, RequestValidationError
 from ..models import WriteMode, WriteResponse, WriteType
 from ..result import Err, Result
@@ -126,10 +126,9 @@ def write_many(
         raise TypeError(f"wait must be True or False, got {wait!r}")
     if wait and mode != "asynchronous":
         raise ValueError("wait=True follows asynchronous writes: pass mode='asynchronous'")
-    if isinstance(wait_timeout, bool) or not (
-        isinstance(wait_timeout, (int, float)) and 0 < wait_timeout <= MAX_TIMEOUT
-    ):
-        raise ValueError(f"wait_timeout must be seconds (at most 1,000,000), got {wait_timeout!r}")
+    unusable = seconds_issue("wait_timeout", wait_timeout)
+    if unusable is not None:
+        raise ValueError(unusable)
     if (
         associations is not None
         and not callable(associations)

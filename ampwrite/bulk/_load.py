@@ -32,7 +32,7 @@ from typing import IO, Any, Final, TextIO, TypeGuard
 import attrs
 
 from ..cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
-from ..core import Core
+from ..core import Core, seconds_issue
 from ..errors import AmpWriteError
 from ._engine import write_many
 from ._follow import Follower
@@ -519,8 +519,9 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
         raise UsageError(f"--concurrency must be from 1 to 256, got {ns.concurrency}")
     if ns.wait and ns.mode != "asynchronous":
         raise UsageError("--wait follows asynchronous writes: use it with --mode asynchronous")
-    if not 0 < ns.wait_timeout <= 1_000_000:
-        raise UsageError(f"--wait-timeout must be seconds, up to 1,000,000, got {ns.wait_timeout}")
+    unusable = seconds_issue("--wait-timeout", ns.wait_timeout)
+    if unusable is not None:
+        raise UsageError(unusable)
     if ns.resume and not ns.out:
         raise UsageError("--resume needs --out, the results file of the earlier run")
     if ns.out and not ns.resume:
