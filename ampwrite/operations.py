@@ -37,6 +37,7 @@ from .errors import (
     ConfigurationError,
     OperationTimeoutError,
     RequestValidationError,
+    ResponseValidationError,
     ValidationIssue,
 )
 from .models import Operation, OperationLog, OperationPage
@@ -253,10 +254,13 @@ def iter_operations(
     """Every page of an installation's operations, from `page_token` (or the first page) on:
     one `Result` per page, as `list_operations` returns it. Pages are read as you iterate;
     after the last page, or after the first `Err` (which is yielded), the iterator ends. To
-    go on after an error, start again from the `next_page_token` of the last page you got."""
+    go on after an error, start again from the `next_page_token` of the last page you got.
+    A server that hands out a token it gave before ends the iteration with
+    `Err(ResponseValidationError)` instead of looping for ever."""
     _require_core(core, "iter_operations")
 
     def pages() -> Iterator[Result[OperationPage, AmpWriteError]]:
+        seen = {page_token}
         token = page_token
         while True:
             page = list_operations(
@@ -271,10 +275,23 @@ def iter_operations(
                 platform_url=platform_url,
                 headers=headers,
             )
+            repeated = page.value.next_page_token if isinstance(page, Ok) else None
+            if repeated is not None and repeated in seen:
+                yield Err(
+                    ResponseValidationError(
+                        f"the server handed out page token {repeated!r} again: the listing"
+                        " would never end",
+                        status=200,
+                        headers={},
+                        body="",
+                    )
+                )
+                return
             yield page
             if isinstance(page, Err) or page.value.next_page_token is None:
                 return
             token = page.value.next_page_token
+            seen.add(token)
 
     return pages()
 

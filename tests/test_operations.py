@@ -904,7 +904,7 @@ def test_the_facade_returns_the_values(
         operation_reply("failure"),
         json_reply(200, [{"timestamp": "t", "severity": "INFO", "message": {"msg": "m"}}]),
         _page(["a"], "next"),
-        _page(["b"], "next"),
+        _page(["b"], "after-b"),
         _page(["c"], None),
     )
 
@@ -969,3 +969,14 @@ def test_a_poll_cut_short_by_the_waits_end_is_a_wait_timeout(server: ScriptedSer
     assert result.error.operation_id == OPERATION_ID
     assert result.error.last is not None and result.error.last.status == "in_progress"
     assert "timed out" in str(result.error)  # the poll's own error is named
+
+
+def test_a_page_token_handed_out_again_ends_the_listing(server: ScriptedServer) -> None:
+    page = {"results": [OPERATION], "pagination": {"done": False, "nextPageToken": "t1"}}
+    server.default = json_reply(200, page)  # every page points at the same next page
+    with Core(API_KEY, server_url=server.url, platform_url=server.url) as core:
+        pages = list(iter_operations(core, "p", "i", "inst"))
+    assert [page.ok for page in pages] == [True, False]  # the second page pointed at itself
+    last = pages[-1]
+    assert isinstance(last, Err) and type(last.error) is ResponseValidationError
+    assert "t1" in str(last.error)
