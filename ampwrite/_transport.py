@@ -165,9 +165,12 @@ class RequestsTransport:
     machine's loopback, and a plain-http one would see the key in clear.
     """
 
-    def __init__(self, session: requests.Session | None = None) -> None:
+    def __init__(
+        self, session: requests.Session | None = None, *, pool_size: int = POOL_SIZE
+    ) -> None:
         self.owns_session = session is None
-        self.session: requests.Session = session if session is not None else _new_session()
+        self._pool_size = pool_size
+        self.session: requests.Session = session if session is not None else _new_session(pool_size)
         if session is not None:
             install_deadline(session)
         self._routes: dict[str, _Route] = {}
@@ -221,7 +224,7 @@ class RequestsTransport:
     def after_fork(self) -> None:
         """Fresh pools, for a forked child: sockets must not be shared with the parent."""
         if self.owns_session:
-            self.session = _new_session()
+            self.session = _new_session(self._pool_size)
         else:  # the child's copy of the caller's session: forget the parent's connections
             for adapter in self.session.adapters.values():
                 adapter.close()
@@ -489,9 +492,9 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         return manager
 
 
-def _new_session() -> requests.Session:
+def _new_session(pool_size: int = POOL_SIZE) -> requests.Session:
     session = requests.Session()
-    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

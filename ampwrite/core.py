@@ -229,7 +229,8 @@ class Core:
         self.rand = rand
         self.async_workers = async_workers
         self.async_sleep = async_sleep
-        self.transport = RequestsTransport(session)
+        # connections kept: enough for the threads of ampwrite.aio as well
+        self.transport = RequestsTransport(session, pool_size=max(POOL_SIZE, async_workers))
         self._prepare()
         _LIVE_CORES.add(self)
 
@@ -306,7 +307,7 @@ class Core:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.transport = RequestsTransport()
+        self.transport = RequestsTransport(pool_size=max(POOL_SIZE, self.async_workers))
         self._prepare()
         _LIVE_CORES.add(self)
 

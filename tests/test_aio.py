@@ -308,3 +308,18 @@ def test_the_function_path_does_not_load_asyncio() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout.split() == ["then", "True"]
+
+
+def test_as_many_connections_are_kept_as_async_workers(caplog: pytest.LogCaptureFixture) -> None:
+    from ampwrite.sandbox import Faults, Sandbox
+
+    async def many(core: Core) -> list[bool]:
+        results = await asyncio.gather(*(aio.write_records(core, single()) for _ in range(80)))
+        return [result.ok for result in results]
+
+    with (
+        Sandbox(faults=Faults(latency=0.05)) as sandbox,  # so that 80 are in flight at once
+        Core(sandbox.api_key, server_url=sandbox.url, async_workers=80) as core,
+    ):
+        assert all(asyncio.run(many(core)))
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
