@@ -4,7 +4,7 @@ synchronous driver over them.
 `RetryLoop` holds the decisions and no I/O: `next_request()` gives the attempt to make (a retry
 gets only what is left of `max_elapsed_time`), and `decide(outcome)` takes what the transport
 returned, removes the key from it (`redact`), maps an answer to a `Result` (`decode_answer`) and
-says whether to try again and after how long (`retry_delay`). `send_with_retries` is the
+says whether to try again and after how long (`retry_delay`). `send_prepared` is the
 synchronous driver: the Core's transport makes each attempt and `core.sleep` waits between
 them. `ampwrite.aio` drives the same `RetryLoop` with coroutines.
 """
@@ -25,7 +25,7 @@ from .errors import AmpWriteError, TransportError
 from .result import Err, Ok, Result
 from .retries import RetryConfig, retry_delay
 
-__all__ = ["Prepared", "RetryLoop", "send_prepared", "send_with_retries"]
+__all__ = ["Prepared", "RetryLoop", "send_prepared"]
 
 log = logging.getLogger("ampwrite")
 
@@ -113,24 +113,14 @@ class RetryLoop(Generic[T]):
         return wait
 
 
-def send_prepared(core: Core, prepared: Prepared[T]) -> Result[T, AmpWriteError]:
-    """Attempt a prepared call as its retry policy allows, waiting with `core.sleep`."""
+def send_prepared(core: Core, prepared: Prepared[T] | AmpWriteError) -> Result[T, AmpWriteError]:
+    """Attempt a prepared call as its retry policy allows, waiting with `core.sleep` (a call
+    that could not be prepared is its error, returned as it is)."""
+    if isinstance(prepared, AmpWriteError):
+        return Err(prepared)
     loop = RetryLoop(core, prepared)
     while True:
         step = loop.decide(core.transport.send(loop.next_request()))
         if isinstance(step, (Ok, Err)):
             return step
         core.sleep(step)
-
-
-def send_with_retries(
-    core: Core,
-    request: Request,
-    *,
-    secret: str,
-    retries: RetryConfig,
-    decode: Callable[[Any], T],
-    idempotent: bool = False,
-) -> Result[T, AmpWriteError]:
-    """Attempt `request` as `retries` allows; `decode` makes the value of a 2xx's JSON."""
-    return send_prepared(core, Prepared(request, retries, secret, decode, idempotent))

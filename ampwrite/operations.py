@@ -104,7 +104,7 @@ def get_operation(
         platform_url=platform_url,
         headers=headers,
     )
-    return Err(prepared) if isinstance(prepared, AmpWriteError) else send_prepared(core, prepared)
+    return send_prepared(core, prepared)
 
 
 def prepare_get_operation(
@@ -147,7 +147,7 @@ def list_operation_logs(
         platform_url=platform_url,
         headers=headers,
     )
-    return Err(prepared) if isinstance(prepared, AmpWriteError) else send_prepared(core, prepared)
+    return send_prepared(core, prepared)
 
 
 def prepare_list_operation_logs(
@@ -201,7 +201,7 @@ def list_operations(
         platform_url=platform_url,
         headers=headers,
     )
-    return Err(prepared) if isinstance(prepared, AmpWriteError) else send_prepared(core, prepared)
+    return send_prepared(core, prepared)
 
 
 def prepare_list_operations(
@@ -379,10 +379,7 @@ def poll_until_done(
     if isinstance(polling, AmpWriteError):
         return Err(polling)
     while True:
-        poll = polling.next_poll()
-        step = polling.decide(
-            Err(poll) if isinstance(poll, AmpWriteError) else send_prepared(core, poll)
-        )
+        step = polling.decide(send_prepared(core, polling.next_poll()))
         if isinstance(step, (Ok, Err)):
             return step
         if not pause(step):

@@ -24,7 +24,7 @@ from ._wire import decode_write_response, to_wire
 from .core import Core, Timeout
 from .errors import AmpWriteError, RequestValidationError, ValidationIssue
 from .models import WriteRecordsRequest, WriteResponse
-from .result import Err, Result
+from .result import Result
 from .retries import RetryConfig
 
 __all__ = ["prepare_write", "write_records"]
@@ -48,8 +48,6 @@ def write_records(
     prepared = prepare_write(
         core, request, retries=retries, timeout=timeout, server_url=server_url, headers=headers
     )
-    if isinstance(prepared, AmpWriteError):
-        return Err(prepared)
     return send_prepared(core, prepared)
 
 
