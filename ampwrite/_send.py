@@ -16,8 +16,6 @@ import random
 from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar
 
-import attrs
-
 from ._answers import decode_answer, redact
 from ._transport import Answer, Request, Timeouts
 from .core import Core
@@ -36,17 +34,30 @@ MIN_RETRY_SECONDS: Final = 0.1
 `max_elapsed_time` (a paused process, say): the retry is still made, as decided."""
 
 
-@attrs.frozen
 class Prepared(Generic[T]):
     """A call checked and built, ready for its first attempt: the request, its retry policy,
     the key to keep out of whatever comes back, how a 2xx's JSON becomes the value, and
-    whether the request may be resent after an ambiguous failure (a read)."""
+    whether the request may be resent after an ambiguous failure (a read). (A plain class:
+    one is made per call, and an attrs class would cost its compilation at import.)"""
 
-    request: Request
-    retries: RetryConfig
-    secret: str
-    decode: Callable[[Any], T]
-    idempotent: bool = False
+    __slots__ = ("decode", "idempotent", "request", "retries", "secret")
+
+    def __init__(
+        self,
+        request: Request,
+        retries: RetryConfig,
+        secret: str,
+        decode: Callable[[Any], T],
+        idempotent: bool = False,
+    ) -> None:
+        self.request = request
+        self.retries = retries
+        self.secret = secret
+        self.decode = decode
+        self.idempotent = idempotent
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Prepared({self.request.method} {self.request.base_url}{self.request.path})"
 
 
 class RetryLoop(Generic[T]):
