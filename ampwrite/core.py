@@ -285,8 +285,12 @@ class Core:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the session if ampwrite created it (a caller's session is left open)."""
+        """Close the session if ampwrite created it (a caller's session is left open) and let
+        the threads of `ampwrite.aio` end once their attempts are done. The Core may still
+        be used afterwards: what it needs is made again."""
         self.transport.close()
+        for release in ON_CLOSE:
+            release(self)
 
     def __enter__(self) -> Core:
         return self
@@ -319,6 +323,10 @@ class Core:
 
 
 _LIVE_CORES: weakref.WeakSet[Core] = weakref.WeakSet()
+
+ON_CLOSE: list[Callable[[Core], None]] = []
+"""What `Core.close` calls besides closing the transport: modules that keep resources per
+Core (the thread pool of `ampwrite.aio`) register here, so the Core needs not import them."""
 
 
 def _after_fork_in_child() -> None:
