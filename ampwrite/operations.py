@@ -260,40 +260,58 @@ def iter_operations(
     _require_core(core, "iter_operations")
 
     def pages() -> Iterator[Result[OperationPage, AmpWriteError]]:
-        seen = {page_token}
-        token = page_token
-        while True:
-            page = list_operations(
-                core,
-                project_id_or_name,
-                integration_id,
-                installation_id,
-                page_size=page_size,
-                page_token=token,
-                retries=retries,
-                timeout=timeout,
-                platform_url=platform_url,
-                headers=headers,
-            )
-            repeated = page.value.next_page_token if isinstance(page, Ok) else None
-            if repeated is not None and repeated in seen:
-                yield Err(
-                    ResponseValidationError(
-                        f"the server handed out page token {repeated!r} again: the listing"
-                        " would never end",
-                        status=200,
-                        headers={},
-                        body="",
-                    )
+        paging = Paging(page_token)
+        while not paging.done:
+            yield paging.take(
+                list_operations(
+                    core,
+                    project_id_or_name,
+                    integration_id,
+                    installation_id,
+                    page_size=page_size,
+                    page_token=paging.token,
+                    retries=retries,
+                    timeout=timeout,
+                    platform_url=platform_url,
+                    headers=headers,
                 )
-                return
-            yield page
-            if isinstance(page, Err) or page.value.next_page_token is None:
-                return
-            token = page.value.next_page_token
-            seen.add(token)
+            )
 
     return pages()
+
+
+class Paging:
+    """Where a listing of operations stands: the token to ask for next, whether it is `done`
+    (after the last page or an error) and the tokens handed out so far, so that a server that
+    hands one out again ends it instead of looping for ever."""
+
+    __slots__ = ("done", "seen", "token")
+
+    def __init__(self, page_token: str | None) -> None:
+        self.token = page_token
+        self.seen = {page_token}
+        self.done = False
+
+    def take(
+        self, page: Result[OperationPage, AmpWriteError]
+    ) -> Result[OperationPage, AmpWriteError]:
+        """The page to hand to the caller (an error instead of a repeated token); moves on."""
+        following = page.value.next_page_token if isinstance(page, Ok) else None
+        if following is not None and following in self.seen:
+            self.done = True
+            return Err(
+                ResponseValidationError(
+                    f"the server handed out page token {following!r} again: the listing"
+                    " would never end",
+                    status=200,
+                    headers={},
+                    body="",
+                )
+            )
+        self.done = following is None
+        self.token = following
+        self.seen.add(following)
+        return page
 
 
 # -- waiting ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ slept), so every wait is asserted exactly and nothing here takes real time."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 from collections.abc import Iterator
@@ -18,7 +19,9 @@ from ampwrite import (
     Core,
     Err,
     Ok,
+    Result,
     RetryConfig,
+    aio,
     get_operation,
     iter_operations,
     list_operation_logs,
@@ -36,7 +39,7 @@ from ampwrite.errors import (
     ResponseValidationError,
     ServerError,
 )
-from ampwrite.models import Operation, OperationStatus
+from ampwrite.models import Operation, OperationPage, OperationStatus
 from tests.conftest import API_KEY, Sleeps
 from tests.operations_data import (
     OPERATION,
@@ -800,14 +803,42 @@ def _page(ids: list[str], token: str | None) -> Reply:
     return json_reply(200, {"results": [operation(id=i) for i in ids], "pagination": pagination})
 
 
+Pages = list[Result[OperationPage, AmpWriteError]]
+
+
+class Listing:
+    """Every page of `iter_operations`, or of `aio.iter_operations` on a loop of its own."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, core: Core, *where: str, **options: Any) -> Pages:
+        if self.name == "sync":
+            return list(iter_operations(core, *where, **options))
+
+        async def pages() -> Pages:
+            return [page async for page in aio.iter_operations(core, *where, **options)]
+
+        return asyncio.run(pages())
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@pytest.fixture(params=[Listing("sync"), Listing("aio")], ids=repr)
+def listing(request: pytest.FixtureRequest) -> Listing:
+    listing: Listing = request.param
+    return listing
+
+
 def test_iter_operations_follows_the_tokens_to_the_last_page(
-    core: Core, server: ScriptedServer
+    core: Core, server: ScriptedServer, listing: Listing
 ) -> None:
     server.script(
         _page(["a", "b"], "t+1"), _page(["c"], "t+2"), _page([], None), _page(["z"], None)
     )
 
-    pages = list(iter_operations(core, "p", "i", "n", page_size=2))
+    pages = listing(core, "p", "i", "n", page_size=2)
 
     assert all(isinstance(page, Ok) for page in pages)
     assert [[op.id for op in page.unwrap().results] for page in pages] == [["a", "b"], ["c"], []]
@@ -818,22 +849,23 @@ def test_iter_operations_follows_the_tokens_to_the_last_page(
     ]
 
 
-def test_iter_operations_ends_after_the_first_error(core: Core, server: ScriptedServer) -> None:
+def test_iter_operations_ends_after_the_first_error(
+    core: Core, server: ScriptedServer, listing: Listing
+) -> None:
     server.script(_page(["a"], "t1"), problem_reply(404, "gone"), _page(["b"], None))
 
-    pages = iter(iter_operations(core, "p", "i", "n"))
+    first, failed, *rest = listing(core, "p", "i", "n")
 
-    assert isinstance(next(pages), Ok)
-    failed = next(pages)
+    assert isinstance(first, Ok)
     assert isinstance(failed, Err) and isinstance(failed.error, APIError)
-    assert next(pages, None) is None
+    assert rest == []
     assert len(server.received) == 2
 
 
 def test_iter_operations_yields_a_refusal_and_sends_nothing(
-    core: Core, server: ScriptedServer
+    core: Core, server: ScriptedServer, listing: Listing
 ) -> None:
-    pages = list(iter_operations(core, "p", "", "n"))
+    pages = listing(core, "p", "", "n")
 
     assert len(pages) == 1 and isinstance(pages[0], Err)
     assert isinstance(pages[0].error, RequestValidationError)
@@ -971,11 +1003,13 @@ def test_a_poll_cut_short_by_the_waits_end_is_a_wait_timeout(server: ScriptedSer
     assert "timed out" in str(result.error)  # the poll's own error is named
 
 
-def test_a_page_token_handed_out_again_ends_the_listing(server: ScriptedServer) -> None:
+def test_a_page_token_handed_out_again_ends_the_listing(
+    server: ScriptedServer, listing: Listing
+) -> None:
     page = {"results": [OPERATION], "pagination": {"done": False, "nextPageToken": "t1"}}
     server.default = json_reply(200, page)  # every page points at the same next page
     with Core(API_KEY, server_url=server.url, platform_url=server.url) as core:
-        pages = list(iter_operations(core, "p", "i", "inst"))
+        pages = listing(core, "p", "i", "inst")
     assert [page.ok for page in pages] == [True, False]  # the second page pointed at itself
     last = pages[-1]
     assert isinstance(last, Err) and type(last.error) is ResponseValidationError

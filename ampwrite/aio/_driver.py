@@ -4,7 +4,7 @@ functions, awaited instead of blocked on. Nothing here decides anything."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 from .._send import Prepared, RetryLoop
@@ -14,6 +14,7 @@ from ..models import Operation, OperationLog, OperationPage, WriteRecordsRequest
 from ..operations import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_WAIT_TIMEOUT,
+    Paging,
     prepare_get_operation,
     prepare_list_operation_logs,
     prepare_list_operations,
@@ -26,6 +27,7 @@ from ._threads import send_attempt
 
 __all__ = [
     "get_operation",
+    "iter_operations",
     "list_operation_logs",
     "list_operations",
     "send_prepared",
@@ -143,6 +145,38 @@ async def list_operations(
         headers=headers,
     )
     return await send_prepared(core, prepared)
+
+
+async def iter_operations(
+    core: Core,
+    project_id_or_name: str,
+    integration_id: str,
+    installation_id: str,
+    *,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    retries: RetryConfig | None = None,
+    timeout: Timeout | None = None,
+    platform_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> AsyncIterator[Result[OperationPage, AmpWriteError]]:
+    """`ampwrite.iter_operations`, as an async iterator: `async for page in ...`."""
+    paging = Paging(page_token)
+    while not paging.done:
+        yield paging.take(
+            await list_operations(
+                core,
+                project_id_or_name,
+                integration_id,
+                installation_id,
+                page_size=page_size,
+                page_token=paging.token,
+                retries=retries,
+                timeout=timeout,
+                platform_url=platform_url,
+                headers=headers,
+            )
+        )
 
 
 async def wait_for_operation(
