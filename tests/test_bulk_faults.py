@@ -1,16 +1,19 @@
-"""`write_many` against a misbehaving server, and the shared throttle on its own."""
+"""`write_many` (and `aio.write_many`) against a misbehaving server, and the shared throttle on
+its own."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from ampwrite import Core, RetryConfig
-from ampwrite.bulk import write_many
+from ampwrite import Core, RetryConfig, aio
+from ampwrite.bulk import Outcome, Progress, write_many
 from ampwrite.bulk._throttle import EXPIRED, STOPPED, Answer, Throttle, Ticket
 from ampwrite.sandbox import Faults, Sandbox
 
@@ -22,9 +25,28 @@ WHERE: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("seed", [11, 29])
+def _through_aio(
+    core: Core, records: Iterator[dict[str, Any]], *, asynchronous: bool, **options: Any
+) -> tuple[list[Outcome], Progress]:
+    """The same run through `aio.write_many`, from a plain or an async iterable."""
+
+    async def source() -> AsyncIterator[dict[str, Any]]:
+        for record in records:
+            yield record
+
+    async def run() -> tuple[list[Outcome], Progress]:
+        writes = aio.write_many(core, source() if asynchronous else records, **options)
+        return [outcome async for outcome in writes], writes.progress
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("seed", "via"),
+    [(11, "sync"), (29, "sync"), (11, "aio"), (29, "aio, async input")],
+)
 def test_5000_records_through_every_kind_of_fault(
-    ampwrite_core: Core, ampwrite_sandbox: Sandbox, seed: int
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, seed: int, via: str
 ) -> None:
     ampwrite_sandbox.set_faults(
         Faults(
@@ -39,8 +61,14 @@ def test_5000_records_through_every_kind_of_fault(
     total = 5_000
     records = ({"key": f"k{i}", "n": i} for i in range(total))
 
-    writes = write_many(ampwrite_core, records, **WHERE, batch_size=25, concurrency=4)
-    outcomes = list(writes)
+    options: dict[str, Any] = {**WHERE, "batch_size": 25, "concurrency": 4}
+    if via == "sync":
+        writes = write_many(ampwrite_core, records, **options)
+        outcomes, progress = list(writes), writes.progress
+    else:
+        outcomes, progress = _through_aio(
+            ampwrite_core, records, asynchronous=via != "aio", **options
+        )
 
     indexes = Counter(o.index for o in outcomes)
     assert sorted(indexes) == list(range(total)), "every index is reported"
@@ -57,7 +85,6 @@ def test_5000_records_through_every_kind_of_fault(
     assert all(f"k{i}" in stored for i in written), "everything reported written was stored"
     assert {int(key[1:]) for key in stored} <= written | unknown
     assert len(written) >= 0.9 * total, Counter(o.status for o in outcomes)
-    progress = writes.progress
     assert progress.throttled > 0, "the faults were met"
     assert progress.written == len(written)
 
