@@ -25,8 +25,11 @@ dropped, so a cancelled write **may have been sent**, and written.
 
 from __future__ import annotations
 
+from ._bulk import AsyncBulkWrites, write_many
+from ._client import AsyncAmpWrite
 from ._driver import (
     get_operation,
+    iter_operations,
     list_operation_logs,
     list_operations,
     wait_for_operation,
@@ -34,9 +37,13 @@ from ._driver import (
 )
 
 __all__ = [
+    "AsyncAmpWrite",
+    "AsyncBulkWrites",
     "get_operation",
+    "iter_operations",
     "list_operation_logs",
     "list_operations",
     "wait_for_operation",
+    "write_many",
     "write_records",
 ]

@@ -1,0 +1,164 @@
+"""`AsyncAmpWrite`: the facade of `ampwrite.aio`, returning values and raising errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from ..core import Core, Timeout
+from ..models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
+from ..retries import RetryConfig
+from . import _driver
+from ._bulk import AsyncBulkWrites
+from ._bulk import write_many as _write_many
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["AsyncAmpWrite"]
+
+
+class _CallOptions(TypedDict, total=False):
+    retries: RetryConfig | None
+    timeout: Timeout | None
+    headers: Mapping[str, str] | None
+
+
+class _WriteOptions(_CallOptions, total=False):
+    server_url: str | None
+
+
+class _PlatformOptions(_CallOptions, total=False):
+    platform_url: str | None
+
+
+class _ListOptions(_PlatformOptions, total=False):
+    page_size: int | None
+    page_token: str | None
+
+
+class _WaitOptions(TypedDict, total=False):
+    timeout: float
+    poll_interval: float | None
+    max_poll_interval: float
+    retries: RetryConfig | None
+    request_timeout: Timeout | None
+    platform_url: str | None
+    headers: Mapping[str, str] | None
+
+
+class AsyncWrite:
+    """`client.write`: the Write API's operations, awaited."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def records(
+        self,
+        request: WriteRecordsRequest | Mapping[str, Any],
+        **options: Unpack[_WriteOptions],
+    ) -> WriteResponse:
+        """`aio.write_records`: the response, or raises its `AmpWriteError`. A cancelled
+        write may have been sent."""
+        return (await _driver.write_records(self._core, request, **options)).unwrap()
+
+    def many(self, records: Iterable[Any] | AsyncIterable[Any], **options: Any) -> AsyncBulkWrites:
+        """`aio.write_many`: `async for outcome in client.write.many(records, ...)`."""
+        return _write_many(self._core, records, **options)
+
+
+class AsyncOperations:
+    """`client.operations`: what became of asynchronous writes, awaited. Each method returns
+    what its coroutine in `ampwrite.aio` would return in `Ok`, or raises its `Err`."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def get(
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[_PlatformOptions]
+    ) -> Operation:
+        """`aio.get_operation`."""
+        return (
+            await _driver.get_operation(self._core, project_id_or_name, operation_id, **options)
+        ).unwrap()
+
+    async def wait(
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[_WaitOptions]
+    ) -> Operation:
+        """`aio.wait_for_operation`: raises `OperationTimeoutError` when it gives up."""
+        return (
+            await _driver.wait_for_operation(
+                self._core, project_id_or_name, operation_id, **options
+            )
+        ).unwrap()
+
+    async def logs(
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[_PlatformOptions]
+    ) -> tuple[OperationLog, ...]:
+        """`aio.list_operation_logs`."""
+        return (
+            await _driver.list_operation_logs(
+                self._core, project_id_or_name, operation_id, **options
+            )
+        ).unwrap()
+
+    async def list(
+        self,
+        project_id_or_name: str,
+        integration_id: str,
+        installation_id: str,
+        **options: Unpack[_ListOptions],
+    ) -> OperationPage:
+        """`aio.list_operations`: one page."""
+        return (
+            await _driver.list_operations(
+                self._core, project_id_or_name, integration_id, installation_id, **options
+            )
+        ).unwrap()
+
+    async def iterate(
+        self,
+        project_id_or_name: str,
+        integration_id: str,
+        installation_id: str,
+        **options: Unpack[_ListOptions],
+    ) -> AsyncIterator[Operation]:
+        """`aio.iter_operations`, one operation at a time across pages; a page that cannot
+        be read raises its error."""
+        async for page in _driver.iter_operations(
+            self._core, project_id_or_name, integration_id, installation_id, **options
+        ):
+            for operation in page.unwrap().results:
+                yield operation
+
+
+class AsyncAmpWrite:
+    """The asyncio client: `async with AsyncAmpWrite() as client:` then
+    `await client.write.records(request)`, `await client.operations.wait(project, id)`,
+    `async for outcome in client.write.many(records, ...)`.
+
+    Takes the same arguments as `Core` (or `core=` an existing one, which it then leaves
+    open); `.core` is the `Core` it uses, for the functional API.
+    """
+
+    def __init__(self, api_key: Any = None, *, core: Core | None = None, **core_options: Any):
+        if core is not None and (api_key is not None or core_options):
+            raise TypeError("pass either core= or the arguments of Core, not both")
+        self._owns_core = core is None
+        self.core = Core(api_key, **core_options) if core is None else core
+        self.write = AsyncWrite(self.core)
+        self.operations = AsyncOperations(self.core)
+
+    async def aclose(self) -> None:
+        """Close the Core, if this client made it."""
+        if self._owns_core:
+            self.core.close()
+
+    async def __aenter__(self) -> AsyncAmpWrite:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncAmpWrite({self.core!r})"
