@@ -17,6 +17,10 @@ keeps every promise of the synchronous one (a whole-attempt deadline, bounded an
 redirects followed, the key never in a value), and the loop never waits on a socket; waits
 between retries and polls are `asyncio.sleep` (or `Core(async_sleep=...)`).
 
+`write_many` runs the bulk engine of `ampwrite.bulk` and yields its outcomes as an async
+iterator; `AsyncAmpWrite` is the facade (`async with AsyncAmpWrite() as client`). See
+docs/asyncio.md.
+
 Cancelling one of these coroutines (`task.cancel()`, `asyncio.timeout()`, `asyncio.wait_for`)
 raises `CancelledError` at once and leaves the Core usable. An attempt already on the wire is
 not called back: it ends on its own, within its timeout, on its thread, and its answer is
