@@ -440,11 +440,42 @@ class _DeadlineHTTPResponse(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # an interim answer's headers: not ours
 
 
-class _HTTPConnection(urllib3.connection.HTTPConnection):
+COALESCED_BYTES: Final = 64 * 1024
+"""A request whose body is bytes of at most this size leaves in one `sendall`, head and body
+together: one system call and one packet fewer per request (with TCP_NODELAY, the default,
+the two writes would be two packets)."""
+
+
+class _OneWrite:
+    """`request()` gathers what it sends and sends it at its end, in one write, when the body
+    is small bytes; any other request is sent as it comes. Nothing is sent if it fails."""
+
+    _gathered: list[bytes] | None = None
+
+    def request(self, method: str, url: str, body: Any = None, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(body, bytes) or len(body) > COALESCED_BYTES:
+            super().request(method, url, body, *args, **kwargs)  # type: ignore[misc]
+            return
+        self._gathered = gathered = list[bytes]()
+        try:
+            super().request(method, url, body, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._gathered = None
+        super().send(b"".join(gathered))  # type: ignore[misc]
+
+    def send(self, data: Any) -> None:
+        gathered = self._gathered
+        if gathered is not None and isinstance(data, bytes):
+            gathered.append(data)
+        else:
+            super().send(data)  # type: ignore[misc]
+
+
+class _HTTPConnection(_OneWrite, urllib3.connection.HTTPConnection):
     response_class = _DeadlineHTTPResponse
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+class _HTTPSConnection(_OneWrite, urllib3.connection.HTTPSConnection):
     response_class = _DeadlineHTTPResponse
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 
 from ampwrite import Core, Err, Ok, RetryConfig, write_records
+from ampwrite._transport import COALESCED_BYTES, _HTTPConnection
 from ampwrite.cli import main
 from ampwrite.errors import APIError, ConfigurationError, TransportError
 from tests.conftest import API_KEY
@@ -209,3 +212,46 @@ def test_requests_default_session_headers_are_accepted(server: ScriptedServer) -
     with Core(API_KEY, server_url=server.url, session=session) as core:
         assert isinstance(write_records(core, single()), Ok)
     assert server.received[0].count("Connection") <= 1
+
+
+# -- one write per request ----------------------------------------------------------------------
+
+
+class _Recording:
+    """A connected socket that records each `sendall`, and does it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+@pytest.mark.parametrize("size", [0, 10, COALESCED_BYTES])
+def test_a_small_request_leaves_in_one_write(server: ScriptedServer, size: int) -> None:
+    connection = _HTTPConnection("127.0.0.1", server.port)
+    connection.connect()
+    recording = _Recording(connection.sock)
+    connection.sock = recording  # type: ignore[assignment]
+    body = b"x" * size
+
+    connection.request("POST", "/v1/anything", body=body, headers={"X-Test": "1"})
+    answer = connection.getresponse()
+
+    assert answer.status == 200
+    assert len(recording.writes) == 1, "head and body in one system call"
+    assert recording.writes[0].endswith(b"\r\n\r\n" + body)
+    assert server.received[0].body == body
+    connection.close()
+
+
+def test_a_large_body_goes_in_pieces_and_arrives_whole(server: ScriptedServer) -> None:
+    record = {"blob": "y" * (3 * COALESCED_BYTES)}
+    with Core(API_KEY, server_url=server.url) as core:
+        assert write_records(core, single(record=record)).ok
+    assert server.received[0].json()["record"] == record
