@@ -75,8 +75,13 @@ def _json(body: bytes) -> object:
 def _summary(answer: Answer, problem: Problem | None, failure: object, text: str) -> str:
     head = f"{answer.status} {answer.reason}".strip()
     if problem is not None and (problem.title or problem.detail):
-        parts = [part for part in (problem.title, problem.detail) if part]
-        return f"{head}: {': '.join(parts)}"
+        said = {answer.reason.strip().lower()}  # a title that repeats the reason is said once
+        parts = []
+        for part in (problem.title, problem.detail):
+            if part and part.strip().lower() not in said:
+                parts.append(part)
+                said.add(part.strip().lower())
+        return f"{head}: {': '.join(parts)}" if parts else head
     if isinstance(failure, (WriteFailure, BatchWriteResponse)):
         messages = [m.message for m in failure.errors if m.message]
         if messages:

@@ -294,6 +294,32 @@ def test_422_as_problem_json_is_still_a_write_failure(
     assert result.error.problem is not None and result.error.problem.detail == "bad"
 
 
+@pytest.mark.parametrize(
+    ("reason", "title", "detail", "said"),
+    [
+        ("Unauthorized", "Unauthorized", "invalid API key", "401 Unauthorized: invalid API key"),
+        ("Unauthorized", "unauthorized", None, "401 Unauthorized"),
+        ("Unauthorized", "Key revoked", "Key revoked", "401 Unauthorized: Key revoked"),
+        ("Nope", "Unauthorized", "invalid API key", "401 Nope: Unauthorized: invalid API key"),
+    ],
+)
+def test_the_summary_says_each_thing_once(
+    server: ScriptedServer,
+    driver: Driver,
+    reason: str,
+    title: str,
+    detail: str | None,
+    said: str,
+) -> None:
+    problem = json.dumps({"title": title, "detail": detail}).encode()
+    head = f"HTTP/1.1 401 {reason}\r\nContent-Type: application/problem+json\r\n"
+    raw = head.encode() + b"Content-Length: %d\r\n\r\n" % len(problem) + problem
+    result, _ = _call_both(server, driver, raw, single())
+
+    assert isinstance(result, Err) and isinstance(result.error, AuthenticationError)
+    assert str(result.error) == said
+
+
 def test_an_echoed_key_is_redacted(server: ScriptedServer, driver: Driver) -> None:
     reply = Reply(400, body=f"bad key {API_KEY}".encode(), content_type="text/plain")
     result, _ = _call_both(server, driver, reply, single())
