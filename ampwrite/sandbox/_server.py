@@ -229,7 +229,15 @@ class Sandbox:
         unique_fields: Iterable[str] = (),
         delete_enabled: bool = True,
     ) -> None:
-        """Set the rules the fake provider applies to ``object_name`` (in every project)."""
+        """Set the rules the fake provider applies to ``object_name`` (in every project).
+
+        A created record must have each of ``required_fields``, not ``None`` or ``""`` (an
+        update may leave them out, not blank them); no two records of one installation may
+        share a value of one of ``unique_fields``; ``delete_enabled=False`` refuses deletes.
+        A refused record is answered as a provider's refusal (a 422, or ``success: false``
+        in a batch). Rules replace the object's earlier ones and outlive ``reset()``.
+        ``ampwrite sandbox --require/--unique/--rules`` and ``PUT
+        /_sandbox/objects/{objectName}`` set the same."""
         self._state.configure_object(
             object_name,
             required_fields=required_fields,
