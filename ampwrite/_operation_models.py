@@ -108,6 +108,7 @@ class Operation(Model):
 
     @property
     def failed(self) -> bool:
+        """True for `failure`."""
         return self.status == OperationStatus.FAILURE
 
 

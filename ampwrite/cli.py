@@ -240,9 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a local emulator of the Write API",
         description="Serve a local emulator of the Write API until interrupted.",
     )
-    from .sandbox._cli import add_fault_arguments, add_server_arguments
+    from .sandbox._cli import add_fault_arguments, add_rule_arguments, add_server_arguments
 
     add_server_arguments(sandbox)
+    add_rule_arguments(sandbox)
     add_fault_arguments(sandbox)
     sandbox.set_defaults(handler=_cmd_sandbox)
     return parser

@@ -12,7 +12,7 @@ from typing import Any
 from . import AmpWrite, Core, Err, Ok, RetryConfig, wait_for_operation, write_records
 from .errors import RequestValidationError, WriteFailedError
 from .models import BatchWriteResponse, SingleWriteResponse, WriteRecordsRequest, WriteRequest
-from .sandbox import Sandbox
+from .sandbox import DEFAULT_API_KEY, Sandbox
 
 PROJECT, INTEGRATION, GROUP = "demo-project", "hubspot-1", "customer-42"
 
@@ -83,9 +83,33 @@ def run_demo(pause: float = 0.0) -> int:
     print(f"Done in {time.monotonic() - started:.1f} s.", end=" ")
     if tour.failures:
         print(f"{len(tour.failures)} step(s) did not behave as expected.")
-        return 1
-    print("Every step behaved as shown.")
-    return 0
+    else:
+        print("Every step behaved as shown.")
+    _next_steps()
+    return 1 if tour.failures else 0
+
+
+def _next_steps() -> None:
+    from .sandbox._cli import DEFAULT_PORT
+
+    url = f"http://127.0.0.1:{DEFAULT_PORT}/v1"
+    where = f"--project {PROJECT} --integration {INTEGRATION} --group-ref {GROUP}"
+    print(
+        f"""
+Next, three things to try:
+  1. Run a sandbox of your own, with the demo's rules, and write a contact it refuses
+     (no email: a 422, exit status 3). In one shell:
+       ampwrite sandbox --require contacts:email --unique contacts:email
+     and in another:
+       export AMPERSAND_SERVER_URL={url} AMPERSAND_API_KEY={DEFAULT_API_KEY}
+       ampwrite write contacts {where} --record '{{"name": "Grace"}}'
+  2. Load a CSV file of contacts (a header line, then one contact a line) against it;
+     results.jsonl gets one outcome per row:
+       ampwrite load contacts.csv --object contacts {where} --out results.jsonl
+  3. Test your own code against the sandbox: installing ampwrite gives pytest the
+     ampwrite_core and ampwrite_sandbox fixtures. docs/sandbox.md has them, every option,
+     fault injection and the inspection endpoints; docs/bulk.md has loads and resuming."""
+    )
 
 
 def _create(tour: _Tour, core: Core) -> str:

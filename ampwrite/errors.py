@@ -51,7 +51,8 @@ __all__ = [
 
 
 class AmpWriteError(Exception):
-    """Base of every ampwrite error."""
+    """Base of every ampwrite error: `message` is its text (`str(error)`), `attempts` the
+    number of HTTP attempts made."""
 
     def __init__(self, message: str, *, attempts: int = 0) -> None:
         super().__init__(message)
@@ -92,7 +93,8 @@ class ValidationIssue(NamedTuple):
 
 
 class RequestValidationError(AmpWriteError):
-    """The request breaks the contract; it was refused before anything was sent."""
+    """The request breaks the contract; it was refused before anything was sent. `issues`
+    lists each problem as a `ValidationIssue` (field path and message)."""
 
     def __init__(self, issues: tuple[ValidationIssue, ...]) -> None:
         lines = "\n".join(f"  - {issue}" for issue in issues)
@@ -104,8 +106,9 @@ class RequestValidationError(AmpWriteError):
 class APIError(AmpWriteError):
     """The API answered with a status outside 2xx.
 
-    `body` is the answer's text (truncated for very large bodies) and `problem` its parsed
-    problem details, when it had any.
+    `status` is the HTTP status, `headers` the answer's headers (case-insensitive), `body`
+    the answer's text (truncated for very large bodies) and `problem` its parsed problem
+    details, when it had any.
     """
 
     def __init__(
@@ -169,18 +172,22 @@ class WriteFailedError(APIError):
 
     @property
     def operation_id(self) -> str | None:
+        """The API's operation for the write, when the body gave one."""
         return None if self.response is None else self.response.operation_id
 
     @property
     def errors(self) -> tuple[Message, ...]:
+        """The answer's error messages."""
         return () if self.response is None else self.response.errors
 
     @property
     def warnings(self) -> tuple[Message, ...]:
+        """The answer's warnings (single-record answers only)."""
         return self.response.warnings if isinstance(self.response, WriteFailure) else ()
 
     @property
     def result(self) -> WriteResult | None:
+        """The single record's result, when the answer is a single-record failure."""
         return self.response.result if isinstance(self.response, WriteFailure) else None
 
     @property
@@ -193,16 +200,19 @@ class WriteFailedError(APIError):
 
     @property
     def raw_response(self) -> str | None:
+        """The provider's raw answer (single-record answers only), when there was one."""
         return self.response.raw_response if isinstance(self.response, WriteFailure) else None
 
     @property
     def success_count(self) -> int | None:
+        """How many records of a batch succeeded (None for a single-record answer)."""
         return (
             self.response.success_count if isinstance(self.response, BatchWriteResponse) else None
         )
 
     @property
     def failure_count(self) -> int | None:
+        """How many records of a batch failed (None for a single-record answer)."""
         return (
             self.response.failure_count if isinstance(self.response, BatchWriteResponse) else None
         )
@@ -233,7 +243,8 @@ class ServerError(APIError):
 
 
 class ResponseValidationError(AmpWriteError):
-    """A 2xx answer whose body does not fit the contract; `body` holds what came."""
+    """A 2xx answer whose body does not fit the contract: its `status`, `headers`, and in
+    `body` what came."""
 
     def __init__(
         self,
@@ -275,6 +286,7 @@ class FailureKind(str, enum.Enum):
 
     @property
     def is_timeout(self) -> bool:
+        """Whether a failure of this kind is a timeout (connect or read)."""
         return self in (FailureKind.CONNECT_TIMEOUT, FailureKind.READ_TIMEOUT)
 
     def __str__(self) -> str:

@@ -191,7 +191,8 @@ class AmpWrite:
     """A client: `AmpWrite(api_key=...).write.records(request)`,
     `client.operations.wait(project, operation_id)`.
 
-    Takes the same arguments as `Core`; `.core` is the `Core` it uses, for the functional API.
+    Takes the same arguments as `Core` (`api_key`, and the keyword `core_options`); `.core`
+    is the `Core` it uses, for the functional API.
     """
 
     def __init__(self, api_key: Any = None, **core_options: Any) -> None:
@@ -200,6 +201,7 @@ class AmpWrite:
         self.operations = Operations(self.core)
 
     def close(self) -> None:
+        """Close the `Core`'s connections."""
         self.core.close()
 
     def __enter__(self) -> AmpWrite:

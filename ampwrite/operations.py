@@ -436,7 +436,11 @@ class Polling:
     """The decisions of `wait_for_operation`, without its I/O: `next_poll()` gives the GET to
     make now (its retries and timeout within what is left of the wait), and `decide(result)`
     says, after that poll: done (a `Result`), or wait this many seconds. A driver that gives up
-    early (a stop) returns `given_up()`. The synchronous and the asyncio waits share it."""
+    early (a stop) returns `given_up()`. The synchronous and the asyncio waits share it.
+
+    Built by those waits: the `core`, the `operation_id` waited for, the call's `settings`,
+    the operation's `path` and request `headers`, the whole wait's `timeout`, and the
+    `poll_interval` (None: a growing interval, up to `max_poll_interval`) in seconds."""
 
     def __init__(
         self,

@@ -35,13 +35,16 @@ class Ok(Generic[T]):
 
     @property
     def ok(self) -> Literal[True]:
+        """True: this is the successful outcome (mypy narrows on it)."""
         return True
 
     @property
     def error(self) -> None:
+        """None: a success holds no error."""
         return None
 
     def unwrap(self) -> T:
+        """The value."""
         return self.value
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -72,13 +75,16 @@ class Err(Generic[E]):
 
     @property
     def ok(self) -> Literal[False]:
+        """False: this is the failed outcome (mypy narrows on it)."""
         return False
 
     @property
     def value(self) -> None:
+        """None: a failure holds no value."""
         return None
 
     def unwrap(self) -> NoReturn:
+        """Raise the error itself."""
         raise self.error
 
     def __setattr__(self, name: str, value: object) -> None:

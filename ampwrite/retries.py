@@ -84,6 +84,7 @@ class RetryConfig:
         return cls(max_attempts=1, retry_statuses=frozenset(), retry_connection_errors=False)
 
     def retries_status(self, status: int) -> bool:
+        """Whether an answer with `status` may be retried under this config."""
         return status in self.retry_statuses or (
             self.retry_ambiguous and status in AMBIGUOUS_STATUSES
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,43 @@ def test_demo_runs_and_every_step_behaves(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "UNEXPECTED" not in out
     assert "Every step behaved as shown." in out
+
+
+def test_demo_ends_with_three_next_steps_that_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ampwrite.cli import build_parser
+    from ampwrite.sandbox._cli import rules_from_args
+
+    assert main(["demo"]) == EXIT_OK
+    steps = capsys.readouterr().out.split("\nNext, three things to try:\n", 1)[1]
+    assert all(f"\n  {n}. " in "\n" + steps for n in (1, 2, 3))
+    assert "docs/sandbox.md" in steps
+    shown = [line.strip() for line in steps.splitlines()]
+    commands = {}
+    for line in shown:
+        words = shlex.split(line) if line.startswith(("ampwrite ", "export ")) else []
+        if words[:1] == ["ampwrite"]:
+            commands[words[1]] = build_parser().parse_args(words[1:])  # each one is valid
+        for setting in words[1:] if words[:1] == ["export"] else []:
+            assert setting.split("=")[0] in ("AMPERSAND_SERVER_URL", "AMPERSAND_API_KEY")
+    assert sorted(commands) == ["load", "sandbox", "write"]
+
+    # the steps, against a sandbox with the rules the shown `ampwrite sandbox` sets
+    with Sandbox() as sandbox:
+        for object_name, rules in rules_from_args(commands["sandbox"]).items():
+            sandbox.configure_object(object_name, **rules)
+        monkeypatch.setenv("AMPERSAND_SERVER_URL", sandbox.url)
+        monkeypatch.setenv("AMPERSAND_API_KEY", sandbox.api_key)
+        monkeypatch.chdir(tmp_path)
+        (write,) = [line for line in shown if line.startswith("ampwrite write ")]
+        assert main(shlex.split(write)[1:]) == EXIT_API_ERROR  # no email: refused
+        assert sandbox.records() == []
+        (tmp_path / "contacts.csv").write_text("email,name\na@example.com,A\nb@example.com,B\n")
+        (load,) = [line for line in shown if line.startswith("ampwrite load ")]
+        assert main(shlex.split(load)[1:]) == EXIT_OK
+        outcomes = (tmp_path / "results.jsonl").read_text().splitlines()
+        assert [json.loads(line)["status"] for line in outcomes] == ["written", "written"]
 
 
 def test_console_script_is_installed() -> None:

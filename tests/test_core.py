@@ -100,7 +100,7 @@ def test_unsafe_or_malformed_server_urls_are_refused(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8787/v1", "http://localhost:1/v1", "http://[::1]:80/v1"]
+    "url", ["http://127.0.0.1:8726/v1", "http://localhost:1/v1", "http://[::1]:80/v1"]
 )
 def test_plain_http_is_fine_on_loopback(url: str) -> None:
     assert Core("k", server_url=url).server_url == url

@@ -3,12 +3,19 @@ outcomes. Pure functions: no I/O, no waiting.
 
 The accounting rules, in one place:
 
-- a 2xx with one result per record: each record written (accepted, when asynchronous) or
-  failed, as its result says; a 2xx to an asynchronous write: accepted, with the operation
-  id; a 2xx that does not fit (shape, number of results): unknown;
+- a batch answer (a 2xx, or a 422 in the batch shape) decides from the contract's fields
+  only: one `results` entry per record, in agreement with `successCount` and
+  `failureCount`: each record written (accepted, when asynchronous) or failed, as its result
+  says; no results: the counts, when they speak for every record (all succeeded: written;
+  none succeeded and all failed, or a 422 to an allOrNone batch: failed); anything else
+  cannot say which record was written: every record unknown, its `error` saying so
+  (`CANNOT_SAY`). Messages (the sandbox's `batch[3]: ...` too) only explain a status;
+- a 2xx to an asynchronous write: accepted, with the operation id; a 2xx that does not fit
+  (shape): unknown;
 - `RequestValidationError` (nothing was sent): the records its issues name failed, the others
   are sent again;
-- 422: failed, per record when the answer says which (all of them with allOrNone);
+- a 422 in the single-record shape: failed for one record or an allOrNone batch, else
+  unknown (it cannot say which); a 422 in no write answer's shape: failed;
 - 413 (the server refused the request unread, for its size): a batch is split in two, each
   half sent as a request of its own, until the record too large is alone: it fails, the
   others are written as usual (with allOrNone the batch is not split: it fails whole);
@@ -60,6 +67,10 @@ MAYBE_TWICE: Final = "an earlier attempt may have written it too: check for a du
 _CONTENT_TOO_LARGE: Final = 413  # "Content Too Large" (RFC 9110), once "Payload Too Large"
 _ITEM_PATH: Final = re.compile(r"^requestBody\.batch\[(\d+)\]")
 _ITEM_MESSAGE: Final = re.compile(r"^batch\[(\d+)\]:\s*")
+REFUSED: Final = "the provider refused the record"
+CANNOT_SAY: Final = "the answer does not say which records were written"
+"""The start of the `error` of every record of an answer that cannot attribute its
+failures: each of them is unknown."""
 
 
 @attrs.frozen
@@ -231,21 +242,74 @@ def _judge_answer(
             return _settle(
                 items, "unknown", f"the answer to {what} did not have its shape", operation_id
             )
-        return (_one(items[0], response.result, "", target, operation_id, ambiguous_before),)
-    if len(response.results) != len(items):
-        error = f"the answer has {len(response.results)} results for {len(items)} records"
-        return _settle(items, "unknown", error, operation_id)
+        return (_one(items[0], response.result, REFUSED, target, operation_id, ambiguous_before),)
+    return _judge_batch(response, target, items, ambiguous_before, False)
+
+
+def _judge_batch(
+    response: BatchWriteResponse,
+    target: Target,
+    items: Sequence[Item],
+    ambiguous_before: bool,
+    refused: bool,
+) -> tuple[Outcome, ...]:
+    """A batch answer (a 200, or with `refused` the body of a 422), from its contract fields.
+
+    The per-record `results` decide when there is one per record and the counts agree
+    with them. Without results, the counts decide when they speak for every record (all
+    succeeded, or all failed), and so does a 422 to an allOrNone batch counting none
+    written. Any other answer cannot say which record was written: every record is unknown,
+    and its `error` says so. Messages, `batch[3]: ...` included, only explain a status.
+    """
+    operation_id = response.operation_id
+    results, total = response.results, len(items)
+    succeeded, failed = response.success_count, response.failure_count
     messages = _item_messages(response.errors)
-    return tuple(
-        _one(item, result, messages.get(position, ""), target, operation_id, ambiguous_before)
-        for position, (item, result) in enumerate(zip(items, response.results, strict=True))
-    )
+    general = _general(response.errors)
+    if results:
+        listed = sum(1 for result in results if result.success)
+        if len(results) != total:
+            why = f"it has {len(results)} results for {total} records"
+        elif (listed, total - listed) != (succeeded, failed):
+            why = (
+                f"its counts, {succeeded} succeeded and {failed} failed, disagree with its"
+                f" results, {listed} succeeded and {total - listed} failed"
+            )
+        else:
+            return tuple(
+                _one(
+                    item,
+                    result,
+                    _reason(messages.get(position, ""), general),
+                    target,
+                    operation_id,
+                    ambiguous_before,
+                )
+                for position, (item, result) in enumerate(zip(items, results, strict=True))
+            )
+    elif succeeded == total and failed == 0 and not refused:
+        status: Status = "accepted" if target.asynchronous else "written"
+        note = MAYBE_TWICE if ambiguous_before else None
+        return tuple(Outcome(item.index, status, None, note, operation_id) for item in items)
+    elif succeeded == 0 and (failed == total or (refused and target.all_or_none)):
+        return tuple(
+            _failed(
+                item,
+                _reason(messages.get(p, ""), general),
+                operation_id,
+                ambiguous_before,
+            )
+            for p, item in enumerate(items)
+        )
+    else:
+        why = f"it counts {succeeded} succeeded and {failed} failed of {total}, without results"
+    return _unattributed(items, why, messages, general, operation_id)
 
 
 def _one(
     item: Item,
     result: WriteResult,
-    message: str,
+    reason: str,
     target: Target,
     operation_id: str | None,
     ambiguous_before: bool,
@@ -254,13 +318,19 @@ def _one(
         status: Status = "accepted" if target.asynchronous else "written"
         note = MAYBE_TWICE if ambiguous_before else None
         return Outcome(item.index, status, result.record_id, note, operation_id)
-    return _failed(
-        item, message or "the provider refused the record", operation_id, ambiguous_before
-    )
+    return _failed(item, reason, operation_id, ambiguous_before)
+
+
+def _reason(message: str, general: str) -> str:
+    """Why a record failed: the message about it, and the answer's other messages."""
+    if message:
+        return f"{message} ({general})" if general else message
+    return general or REFUSED
 
 
 def _item_messages(errors: Sequence[Any]) -> dict[int, str]:
-    """Per-record messages of a batch answer (`batch[3]: ...`), by position in the batch."""
+    """Messages that name a record of the batch (`batch[3]: ...`, the sandbox's wording),
+    by position. They explain a record's status, never decide it."""
     found: dict[int, str] = {}
     for message in errors:
         text = getattr(message, "message", None)
@@ -274,39 +344,45 @@ def _item_messages(errors: Sequence[Any]) -> dict[int, str]:
     return found
 
 
+def _general(errors: Sequence[Any]) -> str:
+    """The messages of an answer that name no record, as one line."""
+    texts = (getattr(message, "message", None) for message in errors)
+    return "; ".join(t for t in texts if isinstance(t, str) and t and not _ITEM_MESSAGE.match(t))
+
+
+def _unattributed(
+    items: Sequence[Item],
+    why: str,
+    messages: dict[int, str],
+    general: str,
+    operation_id: str | None,
+) -> tuple[Outcome, ...]:
+    """The outcomes of an answer that cannot say which of `items` were written: unknown,
+    saying so and why, with whatever the answer's messages tell about each record."""
+    outcomes = []
+    for position, item in enumerate(items):
+        error = f"{CANNOT_SAY}: {why}"
+        if position in messages:
+            error += f"; about this record: {messages[position]}"
+        if general:
+            error += f"; {general}"
+        outcomes.append(Outcome(item.index, "unknown", None, _clip(error), operation_id))
+    return tuple(outcomes)
+
+
 def _judge_422(
     error: WriteFailedError, target: Target, items: Sequence[Item], ambiguous_before: bool
 ) -> Verdict:
     response = error.response
-    operation_id = error.operation_id
     if isinstance(response, BatchWriteResponse):
-        if not target.all_or_none and len(response.results) == len(items):
-            return _judge_answer(response, target, items, ambiguous_before)
-        if not target.all_or_none and (response.results or response.success_count > 0):
-            # some records may have been written, and the results cannot say which
-            reason = (
-                f"the answer has {len(response.results)} results for {len(items)} records"
-                f" and {response.success_count} written: {short(error)}"
-            )
-            return _settle(items, "unknown", _clip(reason), operation_id)
-        # allOrNone (or an answer without usable results): nothing of the batch was written
-        messages = _item_messages(response.errors)
-        general = "; ".join(
-            m.message for m in response.errors if m.message and not _ITEM_MESSAGE.match(m.message)
-        )
-        general = general or short(error)
-        return tuple(
-            _failed(
-                item,
-                f"{messages[p]} ({general})" if p in messages else general,
-                operation_id,
-                ambiguous_before,
-            )
-            for p, item in enumerate(items)
-        )
-    messages_text = "; ".join(m.message for m in error.errors if m.message)
-    reason = messages_text or short(error)
-    return tuple(_failed(item, reason, operation_id, ambiguous_before) for item in items)
+        return _judge_batch(response, target, items, ambiguous_before, True)
+    reason = "; ".join(m.message for m in error.errors if m.message) or short(error)
+    if response is None or target.single or target.all_or_none:
+        # the one record failed, or the allOrNone batch; or a refusal in no write answer's
+        # shape (a problem, no body), which refused the request as a whole, like a 400
+        return tuple(_failed(item, reason, error.operation_id, ambiguous_before) for item in items)
+    why = "it is a single record's failure, to a batch"
+    return _unattributed(items, why, {}, reason, error.operation_id)
 
 
 def _failed(item: Item, error: str, operation_id: str | None, ambiguous_before: bool) -> Outcome:

@@ -40,7 +40,8 @@ The same over HTTP, without an API key, under ``/_sandbox/``:
   known so far (those writes ran for), with their IDs
 * ``GET /_sandbox/health``
 
-Only the standard library is used, and importing this package does not import
+Every option, endpoint and fixture is described in docs/sandbox.md. Only the standard
+library is used, and importing this package does not import
 ``argparse`` (the command-line helpers live in ``._cli``; ``python -m ampwrite.sandbox``
 runs one in the foreground).
 """

@@ -10,13 +10,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from ._faults import Faults
+from ._handlers import object_rules
 from ._server import DEFAULT_API_KEY, Sandbox
+from ._validation import RequestInvalid, parse_json_body
 
-__all__ = ["add_fault_arguments", "add_server_arguments", "faults_from_args", "main"]
+__all__ = [
+    "DEFAULT_PORT",
+    "add_fault_arguments",
+    "add_rule_arguments",
+    "add_server_arguments",
+    "faults_from_args",
+    "main",
+    "rules_from_args",
+]
 
-DEFAULT_PORT = 8787
+DEFAULT_PORT = 8726
+"""Off the ports common tools take by default (8787 is Dask's dashboard)."""
 
 # (flag, Faults field, help)
 _FAULT_FLAGS: tuple[tuple[str, str, str], ...] = (
@@ -81,6 +94,75 @@ def faults_from_args(ns: argparse.Namespace) -> Faults:
     return Faults(seed=ns.fault_seed, **values)
 
 
+def _object_fields(text: str) -> tuple[str, tuple[str, ...]]:
+    name, colon, listed = text.partition(":")
+    fields = tuple(field.strip() for field in listed.split(","))
+    if not colon or not name.strip() or not all(fields):
+        raise argparse.ArgumentTypeError(f"expected OBJECT:FIELD[,FIELD...], got {text!r}")
+    return name.strip(), fields
+
+
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the object-rule flags (``--require``, ``--unique``, ``--rules``)."""
+    group = parser.add_argument_group(
+        "object rules (what the fake provider refuses, per object, in every project)"
+    )
+    group.add_argument(
+        "--require",
+        dest="rules_require",
+        action="append",
+        type=_object_fields,
+        default=[],
+        metavar="OBJECT:FIELD[,FIELD]",
+        help="fields a record of OBJECT must have, not blank (repeatable)",
+    )
+    group.add_argument(
+        "--unique",
+        dest="rules_unique",
+        action="append",
+        type=_object_fields,
+        default=[],
+        metavar="OBJECT:FIELD[,FIELD]",
+        help="fields no two records of OBJECT in one installation may share (repeatable)",
+    )
+    group.add_argument(
+        "--rules",
+        dest="rules_file",
+        metavar="FILE",
+        help='a JSON file of rules by object, e.g. {"contacts": {"requiredFields": ["email"], '
+        '"uniqueFields": ["email"], "deleteEnabled": false}}; flags add to it',
+    )
+
+
+def rules_from_args(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The object rules that ``add_rule_arguments`` flags ask for: ``configure_object``
+    keyword arguments by object name, those of the ``--rules`` file first.
+
+    Raises ``ValueError`` naming the file and the field when the file cannot be read or
+    does not hold rules in the shape of ``PUT /_sandbox/objects/{objectName}``.
+    """
+    rules: dict[str, dict[str, Any]] = {}
+    if ns.rules_file is not None:
+        where = f"--rules {ns.rules_file}"
+        try:
+            data = parse_json_body(Path(ns.rules_file).read_bytes())
+            if not isinstance(data, dict):
+                raise RequestInvalid("expected a JSON object of rules by object name")
+            for name, entry in data.items():
+                if not name:
+                    raise RequestInvalid("an object name must not be empty")
+                rules[name] = object_rules(entry, name)
+        except OSError as exc:
+            raise ValueError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+        except RequestInvalid as exc:
+            raise ValueError(f"{where}: {str(exc).removeprefix('request body: ')}") from None
+    for flag, key in (("rules_require", "required_fields"), ("rules_unique", "unique_fields")):
+        for name, fields in getattr(ns, flag):
+            entry = rules.setdefault(name, object_rules({}))
+            entry[key] = [*entry[key], *(f for f in fields if f not in entry[key])]
+    return rules
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--host``, ``--port``, ``--api-key`` and ``--async-delay``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -113,6 +195,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="Run a local emulator of Ampersand's Write API until interrupted.",
     )
     add_server_arguments(parser)
+    add_rule_arguments(parser)
     add_fault_arguments(parser)
     return parser
 
@@ -126,6 +209,7 @@ def run(ns: argparse.Namespace) -> int:
     """Serve with the settings parsed by `add_server_arguments` and `add_fault_arguments`."""
     try:
         faults = faults_from_args(ns)
+        rules = rules_from_args(ns)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +220,8 @@ def run(ns: argparse.Namespace) -> int:
         faults=faults,
         async_delay=ns.async_delay,
     )
+    for object_name, arguments in rules.items():
+        sandbox.configure_object(object_name, **arguments)
     try:
         sandbox.start()
     except OSError as exc:
@@ -145,6 +231,19 @@ def run(ns: argparse.Namespace) -> int:
     print(f"  API key:    {sandbox.api_key}", flush=True)
     print(f"  operations: {sandbox.url}/projects/PROJECT/operations/ID", flush=True)
     print(f"  inspection: {sandbox.base_url}/_sandbox/records", flush=True)
+    for object_name, arguments in rules.items():
+        print(f"  rules:      {object_name}: {_describe(arguments)}", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     sandbox.serve_forever()
     return 0
+
+
+def _describe(arguments: dict[str, Any]) -> str:
+    parts = []
+    if arguments["required_fields"]:
+        parts.append(f"required {', '.join(arguments['required_fields'])}")
+    if arguments["unique_fields"]:
+        parts.append(f"unique {', '.join(arguments['unique_fields'])}")
+    if not arguments["delete_enabled"]:
+        parts.append("no deletes")
+    return "; ".join(parts) or "none"

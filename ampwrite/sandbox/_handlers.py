@@ -23,7 +23,7 @@ from ._state import ResetMeanwhile, SandboxState
 from ._store import WriteTarget
 from ._validation import ParameterInvalid, RequestInvalid, parse_json_body, validate_write_request
 
-__all__ = ["Call", "Handler"]
+__all__ = ["Call", "Handler", "object_rules"]
 
 
 @dataclass(slots=True)
@@ -263,19 +263,37 @@ def reset_next(call: Call) -> HttpResponse:
     return json_response(200, {"scheduled": count}, call.request_id)
 
 
-def configure_object(call: Call) -> HttpResponse:
-    object_name = call.params["objectName"]
-    data = _admin_object(call.request, {"requiredFields", "uniqueFields", "deleteEnabled"})
+def object_rules(data: object, where: str = "") -> dict[str, Any]:
+    """The keyword arguments of ``configure_object`` from object rules in their JSON shape,
+    ``{"requiredFields"?, "uniqueFields"?, "deleteEnabled"?}`` (the body of ``PUT
+    /_sandbox/objects/{objectName}``, and each object's entry in ``ampwrite sandbox
+    --rules FILE``); otherwise ``RequestInvalid`` naming the field, below ``where``."""
+
+    def path(name: str) -> str:
+        return f"{where}.{name}" if where else name
+
+    if not isinstance(data, dict):
+        raise RequestInvalid(f"{where or 'request body'}: expected a JSON object")
+    allowed = {"requiredFields", "uniqueFields", "deleteEnabled"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        listed = ", ".join(path(name) for name in unknown)
+        raise RequestInvalid(f"unknown field(s) {listed}; allowed: {sorted(allowed)}")
     delete_enabled = data.get("deleteEnabled", True)
     if not isinstance(delete_enabled, bool):
-        raise RequestInvalid("deleteEnabled: expected a boolean")
+        raise RequestInvalid(f"{path('deleteEnabled')}: expected a boolean")
+    return {
+        "required_fields": _string_list(data.get("requiredFields", []), path("requiredFields")),
+        "unique_fields": _string_list(data.get("uniqueFields", []), path("uniqueFields")),
+        "delete_enabled": delete_enabled,
+    }
+
+
+def configure_object(call: Call) -> HttpResponse:
+    object_name = call.params["objectName"]
+    arguments = object_rules(parse_json_body(call.request.body))
     with _python_refusals():
-        rules = call.state.configure_object(
-            object_name,
-            required_fields=_string_list(data.get("requiredFields", []), "requiredFields"),
-            unique_fields=_string_list(data.get("uniqueFields", []), "uniqueFields"),
-            delete_enabled=delete_enabled,
-        )
+        rules = call.state.configure_object(object_name, **arguments)
     body = {
         "objectName": object_name,
         "requiredFields": list(rules.required_fields),

@@ -65,9 +65,15 @@ class Sandbox:
             # point a client at sb.url with the header X-Api-Key: sb.api_key
             ...
 
+    It listens on ``host`` (loopback by default) at ``port`` (0, the default: any free
+    port), and answers 401 to a request without ``api_key`` in ``X-Api-Key``. ``faults``
+    (a ``Faults``) sets the fault injection from the start; see also ``set_faults``,
+    ``fail_next`` and ``reset_next``. Object rules: ``configure_object``. Every option is
+    described in docs/sandbox.md.
+
     ``url`` includes ``/v1`` and serves both APIs at their real paths: it is the SDK's
-    ``server_url`` and ``platform_url`` alike. The server listens on loopback in background
-    daemon threads. Every write is an operation (``GET {url}/projects/{p}/operations/{id}``,
+    ``server_url`` and ``platform_url`` alike. The server runs in background daemon
+    threads. Every write is an operation (``GET {url}/projects/{p}/operations/{id}``,
     its logs, and the list of its installation's operations): an asynchronous write is
     ``in_progress`` for ``async_delay`` seconds, then applied and ``success`` or
     ``failure``; a write an injected fault refuses failed at once, with nothing written.
@@ -96,6 +102,7 @@ class Sandbox:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
     ) -> None:
+        """A sandbox, not yet serving: see the class docstring for the options."""
         if not isinstance(api_key, str) or not api_key:
             raise ValueError("api_key must be a non-empty string")
         if isinstance(async_delay, bool) or not math.isfinite(async_delay) or async_delay < 0:
@@ -182,6 +189,7 @@ class Sandbox:
 
     @property
     def running(self) -> bool:
+        """Whether it is serving (between ``start()`` and ``stop()``)."""
         return self._http is not None
 
     @property
@@ -208,6 +216,7 @@ class Sandbox:
 
     @property
     def api_key(self) -> str:
+        """The key clients must send as ``X-Api-Key``."""
         return self._api_key
 
     # -- configuration ----------------------------------------------------------------
@@ -220,7 +229,15 @@ class Sandbox:
         unique_fields: Iterable[str] = (),
         delete_enabled: bool = True,
     ) -> None:
-        """Set the rules the fake provider applies to ``object_name`` (in every project)."""
+        """Set the rules the fake provider applies to ``object_name`` (in every project).
+
+        A created record must have each of ``required_fields``, not ``None`` or ``""`` (an
+        update may leave them out, not blank them); no two records of one installation may
+        share a value of one of ``unique_fields``; ``delete_enabled=False`` refuses deletes.
+        A refused record is answered as a provider's refusal (a 422, or ``success: false``
+        in a batch). Rules replace the object's earlier ones and outlive ``reset()``.
+        ``ampwrite sandbox --require/--unique/--rules`` and ``PUT
+        /_sandbox/objects/{objectName}`` set the same."""
         self._state.configure_object(
             object_name,
             required_fields=required_fields,
@@ -230,6 +247,7 @@ class Sandbox:
 
     @property
     def faults(self) -> Faults:
+        """The current random fault settings."""
         return self._state.faults.faults
 
     def set_faults(self, faults: Faults) -> None:

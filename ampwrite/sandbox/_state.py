@@ -63,6 +63,7 @@ class RequestLogEntry:
     body_truncated: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON-ready dict, as ``GET /_sandbox/requests`` lists it."""
         return {
             "method": self.method,
             "path": self.path,
