@@ -48,7 +48,9 @@ def write_many(
 
 
 class AsyncBulkWrites(AsyncIterator[Outcome]):
-    """The outcomes of an `aio.write_many` run, as they come (not in input order).
+    """The outcomes of an `aio.write_many` run, as they come (not in input order). Made by
+    `aio.write_many(core, records, **options)`, whose arguments `core`, `records` and
+    `options` (the keyword arguments of `ampwrite.bulk.write_many`) it takes.
 
     - `async for outcome in writes`: one `Outcome` per input record;
     - `stop()`: send nothing more; the outcomes of the requests in flight still come, then
@@ -143,6 +145,7 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
 
     @property
     def progress(self) -> Progress:
+        """A `Progress` snapshot of the run (counted as the run hands outcomes over)."""
         return self._run.progress
 
     async def __aenter__(self) -> AsyncBulkWrites:
