@@ -90,7 +90,7 @@ class ValidationIssue(NamedTuple):
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class RequestValidationError(AmpWriteError):
