@@ -171,7 +171,8 @@ class Core:
       a thread of a pool the Core starts at its first asyncio call); `async_sleep`: the waiting
       of `ampwrite.aio` retries and polls (None: `asyncio.sleep`), injectable for tests.
 
-    Raises `ConfigurationError` for settings it cannot work with.
+    Raises `ConfigurationError` for settings it cannot work with. `CoreOptions` is the type of
+    the keyword options, for the clients (`AmpWrite`) that take them and pass them on.
     """
 
     def __init__(
