@@ -1,10 +1,11 @@
 """Local validation: every rule of the contract a caller can break, checked before sending.
 
-`check_request` takes the request in the API's own JSON shape (`projectIdOrName`,
-`integrationId`, `objectName`, `requestBody`) and returns either the issues found, each naming
-its field path, or a `Checked` request whose body is made of plain dicts, lists and scalars,
-ready for `json.dumps`. Only what the contract forbids is refused; combinations its prose calls
-pointless but harmless are sent as given.
+`check_request` takes the request as a `WriteRecordsRequest` or in the API's own JSON shape
+(`projectIdOrName`, `integrationId`, `objectName`, `requestBody`; a model may stand for any
+object of it, such as a `WriteRequest` as the `requestBody`) and returns either the issues
+found, each naming its field path, or a `Checked` request whose body is made of plain dicts,
+lists and scalars, ready for `json.dumps`. Only what the contract forbids is refused;
+combinations its prose calls pointless but harmless are sent as given.
 """
 
 from __future__ import annotations
@@ -13,7 +14,18 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from ._wire import to_wire
 from .errors import ValidationIssue
+from .models import (
+    AutoBatchPolicy,
+    BatchItem,
+    BatchPolicy,
+    Header,
+    Model,
+    RetryPolicy,
+    WriteRecordsRequest,
+    WriteRequest,
+)
 
 __all__ = ["Checked", "check_request", "show", "unencodable"]
 
@@ -88,12 +100,22 @@ def _join(path: str, key: str) -> str:
 
 
 def _object(
-    fields: Mapping[str, Checker], required: Sequence[str] = ()
+    fields: Mapping[str, Checker], required: Sequence[str] = (), *, model: type[Model]
 ) -> Callable[[object, str, list[ValidationIssue]], dict[str, Any] | _Invalid]:
-    """A checker for a JSON object with known fields; unknown keys are refused as typos."""
+    """A checker for a JSON object with known fields; unknown keys are refused as typos.
+    An instance of `model`, the class that stands for this object, is checked as its JSON."""
     allowed = tuple(fields)
 
     def check(value: object, path: str, issues: list[ValidationIssue]) -> dict[str, Any] | _Invalid:
+        if isinstance(value, model):
+            value = to_wire(value)
+        elif isinstance(value, Model):
+            issues.append(
+                ValidationIssue(
+                    path, f"expected a {model.__name__} or an object, got {type(value).__name__}"
+                )
+            )
+            return INVALID
         if not isinstance(value, Mapping):
             issues.append(ValidationIssue(path, f"expected an object, got {_type_name(value)}"))
             return INVALID
@@ -311,27 +333,33 @@ def _json_object(value: object, path: str, issues: list[ValidationIssue]) -> obj
     return _json_members(value, path, issues)
 
 
-_HEADER = _object({"key": _header_string, "value": _header_string}, required=("key", "value"))
+_HEADER = _object(
+    {"key": _header_string, "value": _header_string}, required=("key", "value"), model=Header
+)
 _BATCH_ITEM = _object(
-    {"record": _json_object, "associations": _array(_json_object)}, required=("record",)
+    {"record": _json_object, "associations": _array(_json_object)},
+    required=("record",),
+    model=BatchItem,
 )
 _BODY = _object(
     {
         "groupRef": _string(non_empty=True),
         "type": _enum(*WRITE_TYPES),
         "mode": _enum(*WRITE_MODES),
-        "retryPolicy": _object({"deadlineHours": _integer(1, 48)}),
+        "retryPolicy": _object({"deadlineHours": _integer(1, 48)}, model=RetryPolicy),
         "autoBatchPolicy": _object(
             {"maxDelayMinutes": _integer(1, 1440), "retryDeadlineHours": _integer(1, 48)},
             required=("maxDelayMinutes",),
+            model=AutoBatchPolicy,
         ),
         "record": _json_object,
-        "batchPolicy": _object({"allOrNone": _boolean}),
+        "batchPolicy": _object({"allOrNone": _boolean}, model=BatchPolicy),
         "batch": _array(_BATCH_ITEM, low=1, high=MAX_BATCH),
         "associations": _array(_json_object),
         "headers": _array(_HEADER),
     },
     required=("groupRef", "type"),
+    model=WriteRequest,
 )
 _REQUEST = _object(
     {
@@ -341,6 +369,7 @@ _REQUEST = _object(
         "requestBody": _BODY,
     },
     required=(*PATH_PARAMETERS, "requestBody"),
+    model=WriteRecordsRequest,
 )
 
 
@@ -414,11 +443,46 @@ def unencodable(value: object, path: str, depth: int = 0) -> tuple[ValidationIss
     return issues or (ValidationIssue(path, "cannot be encoded as JSON"),) if depth == 0 else issues
 
 
+REQUEST_PATH: Final = "request"
+"""The path of an issue with the request as a whole (the argument of `write_records`)."""
+_REQUEST_SHAPE: Final = (
+    "a WriteRecordsRequest, or a mapping in the API's JSON shape (projectIdOrName, "
+    "integrationId, objectName, requestBody)"
+)
+
+
+def _not_a_request(request: object) -> ValidationIssue:
+    if isinstance(request, WriteRequest):
+        return ValidationIssue(
+            REQUEST_PATH,
+            "a WriteRequest is only the request body; pass WriteRecordsRequest("
+            "project_id_or_name=..., integration_id=..., object_name=..., "
+            "request_body=<the WriteRequest>), or a mapping with it as its requestBody",
+        )
+    return ValidationIssue(REQUEST_PATH, f"expected {_REQUEST_SHAPE}; got {type(request).__name__}")
+
+
 def check_request(request: object) -> Checked | tuple[ValidationIssue, ...]:
-    """Check a request in the API's JSON shape; return it checked, or every issue found."""
+    """Check a request (a `WriteRecordsRequest`, or a mapping in the API's JSON shape whose
+    objects may be models too); return it checked, or every issue found. Never raises: a
+    mapping or a model that fails while being read is an issue too."""
+    if not isinstance(request, (WriteRecordsRequest, Mapping)):
+        return (_not_a_request(request),)
+    try:
+        return _check(request)
+    except Exception as exc:  # the caller's own mapping or object failed while being read
+        # where inside the request is not known: the issue names no path
+        return (ValidationIssue("", f"could not be read: {show(exc, 200)}"),)
+
+
+def _check(request: object) -> Checked | tuple[ValidationIssue, ...]:
+    if isinstance(request, WriteRecordsRequest):
+        request = to_wire(request)
     issues: list[ValidationIssue] = []
     checked = _REQUEST(request, "", issues)
     body = request.get("requestBody") if isinstance(request, Mapping) else None
+    if isinstance(body, WriteRequest):
+        body = to_wire(body)
     if isinstance(body, Mapping):
         _check_combinations(body, issues)
     if issues or not isinstance(checked, dict):

@@ -12,7 +12,7 @@ import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypedDict
 from urllib.parse import urlsplit
 
 import requests
@@ -23,7 +23,16 @@ from ._version import __version__
 from .errors import ConfigurationError
 from .retries import RetryConfig
 
-__all__ = ["DEFAULT_PLATFORM_URL", "DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT", "Core", "Timeout"]
+__all__ = [
+    "DEFAULT_PLATFORM_URL",
+    "DEFAULT_SERVER_URL",
+    "DEFAULT_TIMEOUT",
+    "ApiKey",
+    "Core",
+    "CoreOptions",
+    "Timeout",
+    "client_core",
+]
 
 DEFAULT_SERVER_URL: Final = "https://write.withampersand.com/v1"
 DEFAULT_PLATFORM_URL: Final = "https://api.withampersand.com/v1"
@@ -162,7 +171,8 @@ class Core:
       a thread of a pool the Core starts at its first asyncio call); `async_sleep`: the waiting
       of `ampwrite.aio` retries and polls (None: `asyncio.sleep`), injectable for tests.
 
-    Raises `ConfigurationError` for settings it cannot work with.
+    Raises `ConfigurationError` for settings it cannot work with. `CoreOptions` is the type of
+    the keyword options, for the clients (`AmpWrite`) that take them and pass them on.
     """
 
     def __init__(
@@ -320,6 +330,45 @@ class Core:
             f"Core(server_url={self.server_url!r}, platform_url={self.platform_url!r}, "
             f"timeout={self.timeout!r}, retries={self.retries!r})"
         )
+
+
+class CoreOptions(TypedDict, total=False):
+    """The keyword options of `Core`, as one type, for the clients that make a `Core`:
+    `AmpWrite(api_key, **options)` (and its asyncio twin) take exactly these, typed, so that a
+    misspelt name or a wrong type is a type-checker error. Each means what it means for `Core`
+    (see there for the defaults); a test keeps this list and `Core`'s signature the same."""
+
+    server_url: str | None
+    platform_url: str | None
+    timeout: Timeout
+    retries: RetryConfig | None
+    session: requests.Session | None
+    allow_insecure_http: bool
+    max_response_bytes: int
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    rand: Callable[[], float] | None
+    async_workers: int
+    async_sleep: Callable[[float], Awaitable[None]] | None
+
+
+def client_core(
+    api_key: ApiKey | None, core: Core | None, options: CoreOptions, *, client: str
+) -> tuple[Core, bool]:
+    """The `Core` a client (`client` names it, for messages) works with, and whether the client
+    owns it (and so closes it): a new `Core(api_key, **options)`, or the `core` given, which
+    stays the caller's. A `core` with other arguments besides is a programming error."""
+    if core is None:
+        return Core(api_key, **options), True
+    if not isinstance(core, Core):
+        raise TypeError(f"{client}(core=...) needs a Core, got {type(core).__name__}")
+    if api_key is not None or options:
+        given = ", ".join((["api_key"] if api_key is not None else []) + sorted(options))
+        raise TypeError(
+            f"{client}(core=...) takes no other argument (got {given}): the Core holds the "
+            f"configuration; pass the options to Core(...) or to {client}(...) instead of core"
+        )
+    return core, False
 
 
 _LIVE_CORES: weakref.WeakSet[Core] = weakref.WeakSet()

@@ -10,6 +10,7 @@
     │   ├── RateLimitError        429
     │   └── ServerError           5xx
     ├── ResponseValidationError   a 2xx answer whose body does not fit the contract
+    ├── ResponseShapeError        (raised by accessors) an answer lacks what was asked of it
     ├── TransportError            no usable answer (refused, reset, TLS, truncated, too large)
     │   └── RequestTimeoutError
     └── OperationTimeoutError     wait_for_operation gave up: still in progress at its timeout
@@ -42,6 +43,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "RequestValidationError",
+    "ResponseShapeError",
     "ResponseValidationError",
     "ServerError",
     "TransportError",
@@ -89,7 +91,7 @@ class ValidationIssue(NamedTuple):
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class RequestValidationError(AmpWriteError):
@@ -259,6 +261,12 @@ class ResponseValidationError(AmpWriteError):
         self.status = status
         self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers)
         self.body = body
+
+
+class ResponseShapeError(AmpWriteError, ValueError):
+    """A valid answer asked for what it does not hold: `as_batch()` of a single-record
+    write's answer, `record_id` of an asynchronous write's. Raised by those accessors (a
+    programming error: the code expected another kind of write), never returned."""
 
 
 class FailureKind(str, enum.Enum):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
-from .core import Core, Timeout
+from .core import ApiKey, Core, CoreOptions, Timeout, client_core
 from .models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
 from .operations import (
     DEFAULT_MAX_POLL_INTERVAL,
@@ -19,6 +19,9 @@ from .operations import (
 from .result import Err
 from .retries import RetryConfig
 from .write import write_records
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AmpWrite"]
 
@@ -191,18 +194,36 @@ class AmpWrite:
     """A client: `AmpWrite(api_key=...).write.records(request)`,
     `client.operations.wait(project, operation_id)`.
 
-    Takes the same arguments as `Core` (`api_key`, and the keyword `core_options`); `.core`
-    is the `Core` it uses, for the functional API.
+    - `AmpWrite(api_key=None, *, server_url=..., timeout=..., ...)` takes the arguments of
+      `Core`, `api_key` and the keyword `options` (`CoreOptions` lists them, typed), and
+      makes its own `Core`, which `close()` closes.
+    - `AmpWrite(core=core)` works with a `core` you already have (one shared with the
+      functional API, say) and takes no other argument; `close()` leaves that `Core` open.
+
+    `.core` is the `Core` it uses, for the functional API.
     """
 
-    def __init__(self, api_key: Any = None, **core_options: Any) -> None:
-        self.core = Core(api_key, **core_options)
+    @overload
+    def __init__(self, api_key: ApiKey | None = None, **options: Unpack[CoreOptions]) -> None: ...
+
+    @overload
+    def __init__(self, *, core: Core) -> None: ...
+
+    def __init__(
+        self,
+        api_key: ApiKey | None = None,
+        *,
+        core: Core | None = None,
+        **options: Unpack[CoreOptions],
+    ) -> None:
+        self.core, self._owns_core = client_core(api_key, core, options, client="AmpWrite")
         self.write = Write(self.core)
         self.operations = Operations(self.core)
 
     def close(self) -> None:
-        """Close the `Core`'s connections."""
-        self.core.close()
+        """Close the `Core` if this client made it (one passed as `core=` is left open)."""
+        if self._owns_core:
+            self.core.close()
 
     def __enter__(self) -> AmpWrite:
         return self

@@ -171,16 +171,75 @@ class WriteResult(Model):
     data: dict[str, Any] | None = None
 
 
+class _WriteAnswer(Model):
+    """What both answers of a write share: the narrowing to the shape the caller expects.
+
+    `write_records` returns `SingleWriteResponse | BatchWriteResponse` (the model follows the
+    body's shape), so a type checker asks which one before `.result` or `.success_count`; a
+    caller who knows what they sent says so with `as_single()` or `as_batch()`."""
+
+    __slots__ = ()
+
+    def as_single(self) -> SingleWriteResponse:
+        """This answer as the `SingleWriteResponse` of a single-record write; raises
+        `ampwrite.errors.ResponseShapeError` if it is a batch's answer."""
+        if not isinstance(self, SingleWriteResponse):
+            raise _shape_error(
+                f"expected the answer to a single-record write, got a {type(self).__name__} "
+                "(the request held a batch); use as_batch()"
+            )
+        return self
+
+    def as_batch(self) -> BatchWriteResponse:
+        """This answer as the `BatchWriteResponse` of a batch write; raises
+        `ampwrite.errors.ResponseShapeError` if it is a single-record write's answer."""
+        if not isinstance(self, BatchWriteResponse):
+            raise _shape_error(
+                f"expected the answer to a batch write, got a {type(self).__name__} "
+                "(the request held one record); use as_single()"
+            )
+        return self
+
+
+def _shape_error(message: str) -> Exception:
+    from .errors import ResponseShapeError  # errors imports the models: not at import time
+
+    return ResponseShapeError(message)
+
+
 @attrs.frozen(kw_only=True, repr=False, eq=False)
-class SingleWriteResponse(Model):
-    """A single-record write that succeeded; `result` is None for asynchronous writes."""
+class SingleWriteResponse(_WriteAnswer):
+    """A single-record write that succeeded; `result` is None for asynchronous writes.
+
+    `record_id` is the id of the record written, for when None is not an answer you expect.
+    """
 
     operation_id: str
     result: WriteResult | None = None
 
+    @property
+    def record_id(self) -> str:
+        """The id of the record a synchronous create or update wrote (`result.record_id`).
+        Raises `ampwrite.errors.ResponseShapeError` when the answer holds none: an
+        asynchronous write (only `operation_id`: follow it with `wait_for_operation`), or a
+        result without an id (a delete, say)."""
+        if self.result is None:
+            raise _shape_error(
+                f"no record id: the write was asynchronous and answered only operation "
+                f"{self.operation_id!r}; follow it with wait_for_operation(core, project, "
+                "response.operation_id)"
+            )
+        if self.result.record_id is None:
+            raise _shape_error(
+                f"no record id in the result of operation {self.operation_id!r} "
+                f"(success={self.result.success}); the API gives one for a successful "
+                "create or update only"
+            )
+        return self.result.record_id
+
 
 @attrs.frozen(kw_only=True, repr=False, eq=False)
-class BatchWriteResponse(Model):
+class BatchWriteResponse(_WriteAnswer):
     """A batch write: counts, per-record results in input order, top-level errors."""
 
     operation_id: str

@@ -11,14 +11,33 @@ A `Result` is a value, not a control-flow trick: check `res.ok`, read `res.value
 
 `unwrap()` returns the value or raises the error itself. Both are immutable, compare by
 content and pickle.
+
+For a pipeline of calls that each may fail (railway style), the combinators Rust's `Result`
+has, each typed so that mypy follows the value and the error through the chain:
+
+- `map(f)`: `Ok(f(value))`; an `Err` passes through unchanged.
+- `map_err(f)`: `Err(f(error))` (`f` returns an exception); an `Ok` passes through.
+- `and_then(f)`: `f(value)`, itself a `Result`; an `Err` passes through (`f` is not called).
+- `or_else(f)`: `f(error)`, itself a `Result` (a recovery); an `Ok` passes through.
+- `unwrap_or(default)`: the value, or `default` for an `Err`.
+- `unwrap_or_else(f)`: the value, or `f(error)` for an `Err`.
+
+    operation = write_records(core, request).and_then(
+        lambda response: wait_for_operation(core, "my-project", response.operation_id)
+    )  # Result[Operation, AmpWriteError]
+
+The functions passed in are the caller's: an exception they raise is not caught.
 """
 
 from __future__ import annotations
 
-from typing import Generic, Literal, NoReturn, TypeAlias, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, Literal, NoReturn, TypeAlias, TypeVar
 
 T = TypeVar("T", covariant=True)
 E = TypeVar("E", bound=BaseException, covariant=True)
+U = TypeVar("U")
+F = TypeVar("F", bound=BaseException)
 
 __all__ = ["Err", "Ok", "Result"]
 
@@ -45,6 +64,30 @@ class Ok(Generic[T]):
 
     def unwrap(self) -> T:
         """The value."""
+        return self.value
+
+    def map(self, f: Callable[[T], U]) -> Ok[U]:
+        """`Ok(f(value))`."""
+        return Ok(f(self.value))
+
+    def map_err(self, f: Callable[[Any], BaseException]) -> Ok[T]:
+        """This `Ok` itself: there is no error to map (`f` is not called)."""
+        return self
+
+    def and_then(self, f: Callable[[T], Ok[U] | Err[F]]) -> Ok[U] | Err[F]:
+        """`f(value)`: the next step of a pipeline, itself a `Result`."""
+        return f(self.value)
+
+    def or_else(self, f: Callable[[Any], object]) -> Ok[T]:
+        """This `Ok` itself: there is nothing to recover from (`f` is not called)."""
+        return self
+
+    def unwrap_or(self, default: object) -> T:
+        """The value (`default` is for an `Err`)."""
+        return self.value
+
+    def unwrap_or_else(self, f: Callable[[Any], object]) -> T:
+        """The value (`f` is for an `Err`, and is not called)."""
         return self.value
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -86,6 +129,30 @@ class Err(Generic[E]):
     def unwrap(self) -> NoReturn:
         """Raise the error itself."""
         raise self.error
+
+    def map(self, f: Callable[[Any], object]) -> Err[E]:
+        """This `Err` itself: there is no value to map (`f` is not called)."""
+        return self
+
+    def map_err(self, f: Callable[[E], F]) -> Err[F]:
+        """`Err(f(error))`: another error, often one that says more."""
+        return Err(f(self.error))
+
+    def and_then(self, f: Callable[[Any], object]) -> Err[E]:
+        """This `Err` itself: the pipeline stops here (`f` is not called)."""
+        return self
+
+    def or_else(self, f: Callable[[E], Ok[U] | Err[F]]) -> Ok[U] | Err[F]:
+        """`f(error)`: a recovery, itself a `Result`."""
+        return f(self.error)
+
+    def unwrap_or(self, default: U) -> U:
+        """`default`, since there is no value."""
+        return default
+
+    def unwrap_or_else(self, f: Callable[[E], U]) -> U:
+        """`f(error)`, since there is no value."""
+        return f(self.error)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Err is immutable")

@@ -19,10 +19,10 @@ from ._headers import header_issues
 from ._paths import write_path
 from ._send import Prepared, send_prepared
 from ._transport import Request
-from ._validate import Checked, check_request, show, unencodable
-from ._wire import decode_write_response, to_wire
+from ._validate import Checked, check_request, unencodable
+from ._wire import decode_write_response
 from .core import Core, Timeout
-from .errors import AmpWriteError, RequestValidationError, ValidationIssue
+from .errors import AmpWriteError, RequestValidationError
 from .models import WriteRecordsRequest, WriteResponse
 from .result import Result
 from .retries import RetryConfig
@@ -94,17 +94,7 @@ def prepare_write(
 
 
 def _validate(request: object, headers: Mapping[str, str] | None) -> Checked | AmpWriteError:
-    if not isinstance(request, (WriteRecordsRequest, Mapping)):
-        issue = ValidationIssue(
-            "", f"expected a WriteRecordsRequest or a mapping, got {type(request).__name__}"
-        )
-        return RequestValidationError((issue,))
-    try:
-        wire = to_wire(request) if isinstance(request, WriteRecordsRequest) else request
-        checked = check_request(wire)
-    except Exception as exc:  # the caller's own mapping or object failed while being read
-        reason = f"could not be read: {show(exc, 200)}"
-        return RequestValidationError((ValidationIssue("", reason),))
+    checked = check_request(request)
     header_issues_found = header_issues(headers)
     if isinstance(checked, tuple) or header_issues_found:
         issues = (checked if isinstance(checked, tuple) else ()) + header_issues_found

@@ -237,7 +237,7 @@ def test_a_small_request_leaves_in_one_write(server: ScriptedServer, size: int) 
     connection = _HTTPConnection("127.0.0.1", server.port)
     connection.connect()
     recording = _Recording(connection.sock)
-    connection.sock = recording  # type: ignore[assignment]
+    connection.sock = recording
     body = b"x" * size
 
     connection.request("POST", "/v1/anything", body=body, headers={"X-Test": "1"})

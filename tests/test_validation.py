@@ -40,7 +40,7 @@ def _cycle() -> dict[str, Any]:
 
 # (request, a field path that must be named, a word the message must contain)
 INVALID: list[tuple[str, Any, str, str]] = [
-    ("not a mapping", ["a", "list"], "", "expected"),
+    ("not a mapping", ["a", "list"], "request", "expected a WriteRecordsRequest"),
     (
         "missing projectIdOrName",
         _without(single(), "projectIdOrName"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
-from ..core import Core, Timeout
+from ..core import ApiKey, Core, CoreOptions, Timeout, client_core
 from ..models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
 from ..retries import RetryConfig
 from . import _driver
@@ -137,15 +137,26 @@ class AsyncAmpWrite:
     `await client.write.records(request)`, `await client.operations.wait(project, id)`,
     `async for outcome in client.write.many(records, ...)`.
 
-    Takes the same arguments as `Core` (or `core=` an existing one, which it then leaves
-    open); `.core` is the `Core` it uses, for the functional API.
+    Made as `AmpWrite` is: from the arguments of `Core` (`api_key` and the keyword
+    `options`, listed and typed by `CoreOptions`), making its own `Core`; or from a `core`
+    you already have, which it then leaves open. `.core` is the `Core` it uses, for the
+    functional API.
     """
 
-    def __init__(self, api_key: Any = None, *, core: Core | None = None, **core_options: Any):
-        if core is not None and (api_key is not None or core_options):
-            raise TypeError("pass either core= or the arguments of Core, not both")
-        self._owns_core = core is None
-        self.core = Core(api_key, **core_options) if core is None else core
+    @overload
+    def __init__(self, api_key: ApiKey | None = None, **options: Unpack[CoreOptions]) -> None: ...
+
+    @overload
+    def __init__(self, *, core: Core) -> None: ...
+
+    def __init__(
+        self,
+        api_key: ApiKey | None = None,
+        *,
+        core: Core | None = None,
+        **options: Unpack[CoreOptions],
+    ) -> None:
+        self.core, self._owns_core = client_core(api_key, core, options, client="AsyncAmpWrite")
         self.write = AsyncWrite(self.core)
         self.operations = AsyncOperations(self.core)
 
