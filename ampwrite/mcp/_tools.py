@@ -1,0 +1,406 @@
+"""The tools: each one a few lines over the functional core (`ampwrite.aio`), with its input
+schema, its description (what a model must know to use it well) and its answer.
+
+- `write_records`: `ampwrite.aio.write_records` with the call's arguments as the request
+  mapping (the API's own JSON shape, which is also the tool's input schema);
+- `validate_write`: `ampwrite.write.prepare_write`, the stages of a write that make no I/O
+  (every local check, the path, the encoding), and nothing is sent;
+- `get_operation`, `wait_for_operation` (its timeout capped), `list_operation_logs`.
+
+A tool answers `Outcome(payload, is_error)`: a success as structured data, an `Err` as the
+structured body of `ampwrite.mcp._errors.error_body`. Nothing here checks a request on its
+own: the arguments of the operation tools are read with the checkers of `ampwrite._validate`,
+and everything else is the core's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, NamedTuple
+
+from .. import aio
+from .._validate import INVALID, Checker, _object, _path_parameter
+from .._wire import to_wire
+from ..core import Core, is_seconds, seconds_issue
+from ..errors import AmpWriteError, RequestValidationError, ValidationIssue
+from ..models import BatchWriteResponse, WriteResponse
+from ..result import Err, Ok, Result
+from ..write import prepare_write
+from ._errors import error_body
+from ._schema import DIALECT, write_input_schema
+
+__all__ = [
+    "DEFAULT_MAX_WAIT",
+    "DEFAULT_WAIT",
+    "TOOLS",
+    "Outcome",
+    "Tool",
+    "ToolSettings",
+    "select_tools",
+]
+
+DEFAULT_WAIT: Final = 30.0
+"""Seconds `wait_for_operation` waits when the call does not say."""
+DEFAULT_MAX_WAIT: Final = 120.0
+"""The most seconds one `wait_for_operation` call may wait (`--max-wait`)."""
+
+
+class ToolSettings(NamedTuple):
+    """What the tools need to know of the server's settings."""
+
+    max_wait: float = DEFAULT_MAX_WAIT
+    retry_seconds: float = 60.0
+    """How long 429/503 answers are retried (the Core's `max_elapsed_time`), 0 for never."""
+
+
+class Outcome(NamedTuple):
+    """A tool's answer: its structured content, and whether it is a tool error."""
+
+    payload: dict[str, Any]
+    is_error: bool
+
+
+Run = Callable[[Core, ToolSettings, object], Awaitable[Outcome]]
+
+
+class Tool(NamedTuple):
+    name: str
+    title: str
+    writes: bool
+    describe: Callable[[ToolSettings], str]
+    input_schema: Callable[[ToolSettings], dict[str, Any]]
+    run: Run
+    annotations: Mapping[str, bool]
+
+
+def _error(error: AmpWriteError, *, write: bool) -> Outcome:
+    return Outcome(error_body(error, write=write), True)
+
+
+def _invalid(issues: Sequence[ValidationIssue], *, write: bool) -> Outcome:
+    return _error(RequestValidationError(tuple(issues)), write=write)
+
+
+# -- write_records ---------------------------------------------------------------------------
+
+
+def _describe_write(settings: ToolSettings) -> str:
+    if settings.retry_seconds > 0:
+        retried = (
+            "429 and 503 answers (refused before processing) and connections never made are "
+            f"retried automatically, honouring Retry-After, for up to {settings.retry_seconds:g} "
+            "seconds; "
+        )
+    else:
+        retried = "Nothing is retried automatically (this server runs without retries); "
+    return (
+        "Create, update or delete records in a customer's SaaS (Salesforce, HubSpot, ...) "
+        "through Ampersand's Write API. The arguments are the API's own request: the path "
+        "parameters projectIdOrName, integrationId, objectName, and requestBody. In "
+        "requestBody give `record` (one record) or `batch` (1 to 100 items, each "
+        '{"record": {...}}), never both. `type` is create, update or delete; an update needs '
+        "record.id; delete takes one record with its `id`, is synchronous only (leave `mode` "
+        "out) and cannot be a batch. `mode: asynchronous` (not for delete) answers only an "
+        "operationId: follow it with wait_for_operation or get_operation. `autoBatchPolicy` "
+        "is only for asynchronous single-record writes. The request is checked before "
+        "anything is sent: an invalid one comes back as an error listing each field path, and "
+        "nothing is written (validate_write runs the same checks without writing). A batch in "
+        "which some records failed is a success: read results[i].success and failedIndexes. "
+        f"{retried}500, 502, 504 and timeouts are never retried because the write may have "
+        "happened: such an error says mayHaveBeenWritten: true; check before calling again "
+        "and never repeat a create blindly."
+    )
+
+
+def _write_schema(_: ToolSettings) -> dict[str, Any]:
+    return write_input_schema()
+
+
+def _results(response: WriteResponse) -> list[dict[str, Any]]:
+    if isinstance(response, BatchWriteResponse):
+        results = response.results
+    else:
+        results = () if response.result is None else (response.result,)
+    out = []
+    for index, result in enumerate(results):
+        wire = to_wire(result)
+        out.append({"index": index, **(wire if isinstance(wire, dict) else {})})
+    return out
+
+
+def write_payload(response: WriteResponse) -> dict[str, Any]:
+    """A successful write as structured content: ids, counts, per-record results."""
+    results = _results(response)
+    payload: dict[str, Any] = {"operationId": response.operation_id}
+    if isinstance(response, BatchWriteResponse):
+        payload["asynchronous"] = False
+        payload["successCount"] = response.success_count
+        payload["failureCount"] = response.failure_count
+        payload["errors"] = [to_wire(message) for message in response.errors]
+    elif response.result is None:
+        payload["asynchronous"] = True
+        payload["next"] = (
+            "Accepted, not yet written. Call wait_for_operation with this operationId (and "
+            "the same projectIdOrName) to learn the outcome."
+        )
+        return payload
+    else:
+        payload["asynchronous"] = False
+        payload["successCount"] = 1 if response.result.success else 0
+        payload["failureCount"] = 0 if response.result.success else 1
+    payload["recordIds"] = [r["recordId"] for r in results if r.get("success") and "recordId" in r]
+    payload["failedIndexes"] = [r["index"] for r in results if not r.get("success")]
+    payload["results"] = results
+    return payload
+
+
+async def _write_records(core: Core, _: ToolSettings, arguments: object) -> Outcome:
+    request: Any = arguments  # anything but a mapping is refused (and named) by the checks
+    result = await aio.write_records(core, request)
+    if isinstance(result, Ok):
+        return Outcome(write_payload(result.value), False)
+    return _error(result.error, write=True)
+
+
+# -- validate_write --------------------------------------------------------------------------
+
+
+def _describe_validate(_: ToolSettings) -> str:
+    return (
+        "Check a write_records call without sending anything: the same arguments, and every "
+        "check write_records makes before sending (required fields, enums, JSON types, record "
+        "xor batch, 1 to 100 batch items, delete needs record.id and is synchronous, policy "
+        "bounds, unknown keys). Answers valid: true with the request it would send (method, "
+        "path, number of records), or an error listing each issue with its field path. It "
+        "cannot tell whether the customer's SaaS will accept the data (its required or unique "
+        "fields, permissions): only write_records can."
+    )
+
+
+async def _validate_write(core: Core, _: ToolSettings, arguments: object) -> Outcome:
+    request: Any = arguments
+    prepared = prepare_write(core, request)
+    if isinstance(prepared, AmpWriteError):
+        return _error(prepared, write=False)
+    body = json.loads(prepared.request.body or b"{}")
+    batch = body.get("batch")
+    payload = {
+        "valid": True,
+        "nothingSent": True,
+        "method": prepared.request.method,
+        "url": prepared.request.base_url + prepared.request.path,
+        "type": body.get("type"),
+        "mode": body.get("mode", "synchronous"),
+        "records": len(batch) if isinstance(batch, list) else 1,
+        "requestBody": body,
+    }
+    return Outcome(payload, False)
+
+
+# -- the operations --------------------------------------------------------------------------
+
+_IDS_SCHEMA: Final = {
+    "projectIdOrName": {
+        "type": "string",
+        "minLength": 1,
+        "description": "The project of the write: the same projectIdOrName given to write_records.",
+    },
+    "operationId": {
+        "type": "string",
+        "minLength": 1,
+        "description": "The operationId that write_records answered.",
+    },
+}
+
+
+def _operation_schema(properties: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "$schema": DIALECT,
+        "type": "object",
+        "properties": {**_IDS_SCHEMA, **properties},
+        "required": list(_IDS_SCHEMA),
+        "additionalProperties": False,
+    }
+
+
+def _seconds(value: object, path: str, issues: list[ValidationIssue]) -> object:
+    issue = seconds_issue("it", value)
+    if issue is not None:
+        issues.append(ValidationIssue(path, issue.removeprefix("it ")))
+        return INVALID
+    return value
+
+
+def _arguments(
+    arguments: object, extra: Mapping[str, Checker] | None = None
+) -> dict[str, Any] | Sequence[ValidationIssue]:
+    """The operation tools' arguments, read with `ampwrite._validate`'s object checker."""
+    fields = {"projectIdOrName": _path_parameter, "operationId": _path_parameter, **(extra or {})}
+    issues: list[ValidationIssue] = []
+    checked = _object(fields, required=("projectIdOrName", "operationId"))(arguments, "", issues)
+    if issues or not isinstance(checked, dict):
+        return issues or [ValidationIssue("", "invalid arguments")]
+    return checked
+
+
+def _read(result: Result[Any, AmpWriteError], key: str | None = None) -> Outcome:
+    if isinstance(result, Err):
+        return _error(result.error, write=False)
+    wire = to_wire(result.value)
+    payload = {key: wire} if key is not None else wire
+    return Outcome(payload if isinstance(payload, dict) else {"value": payload}, False)
+
+
+def _describe_get(_: ToolSettings) -> str:
+    return (
+        "Read an operation once. An asynchronous write_records answers only an operationId; "
+        "its outcome lives here: status in_progress, success or failure, a result summary, "
+        "metadata.successfulRecordIds. Needs the same projectIdOrName as the write."
+    )
+
+
+async def _get_operation(core: Core, _: ToolSettings, arguments: object) -> Outcome:
+    checked = _arguments(arguments)
+    if not isinstance(checked, dict):
+        return _invalid(checked, write=False)
+    return _read(await aio.get_operation(core, checked["projectIdOrName"], checked["operationId"]))
+
+
+def _describe_wait(settings: ToolSettings) -> str:
+    return (
+        "Wait for an operation (an asynchronous write) to end: poll it until its status is no "
+        f"longer in_progress, for at most timeoutSeconds (default {DEFAULT_WAIT:g}, at most "
+        f"{settings.max_wait:g}). Answers the operation: a status of failure is a successful "
+        "call (the write failed; list_operation_logs says why). Still in progress at the "
+        "deadline, it answers an OperationTimeoutError error carrying the last state read: "
+        "the operation goes on; call again to keep waiting."
+    )
+
+
+def _wait_schema(settings: ToolSettings) -> dict[str, Any]:
+    return _operation_schema(
+        {
+            "timeoutSeconds": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": settings.max_wait,
+                "default": DEFAULT_WAIT,
+                "description": "How long to wait, in seconds; longer asks are cut to "
+                f"{settings.max_wait:g}.",
+            },
+            "pollIntervalSeconds": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "Seconds between polls (default: from 0.5 s, growing to 10 s).",
+            },
+        }
+    )
+
+
+async def _wait_for_operation(core: Core, settings: ToolSettings, arguments: object) -> Outcome:
+    checked = _arguments(arguments, {"timeoutSeconds": _seconds, "pollIntervalSeconds": _seconds})
+    if not isinstance(checked, dict):
+        return _invalid(checked, write=False)
+    timeout = checked.get("timeoutSeconds", DEFAULT_WAIT)
+    timeout = min(float(timeout), settings.max_wait) if is_seconds(timeout) else timeout
+    result = await aio.wait_for_operation(
+        core,
+        checked["projectIdOrName"],
+        checked["operationId"],
+        timeout=timeout,
+        poll_interval=checked.get("pollIntervalSeconds"),
+    )
+    return _read(result)
+
+
+def _describe_logs(_: ToolSettings) -> str:
+    return (
+        "List the log entries of an operation, oldest first: what happened to an asynchronous "
+        "write step by step, and why one failed."
+    )
+
+
+async def _list_operation_logs(core: Core, _: ToolSettings, arguments: object) -> Outcome:
+    checked = _arguments(arguments)
+    if not isinstance(checked, dict):
+        return _invalid(checked, write=False)
+    result = await aio.list_operation_logs(core, checked["projectIdOrName"], checked["operationId"])
+    return _read(result, "logs")
+
+
+def _ids_schema(_: ToolSettings) -> dict[str, Any]:
+    return _operation_schema({})
+
+
+_READS: Final = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": True}
+
+TOOLS: Final = (
+    Tool(
+        "write_records",
+        "Write records",
+        True,
+        _describe_write,
+        _write_schema,
+        _write_records,
+        {
+            "readOnlyHint": False,
+            "destructiveHint": True,
+            "idempotentHint": False,
+            "openWorldHint": True,
+        },
+    ),
+    Tool(
+        "validate_write",
+        "Check a write without sending it",
+        False,
+        _describe_validate,
+        _write_schema,
+        _validate_write,
+        {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False},
+    ),
+    Tool(
+        "get_operation",
+        "Read an operation",
+        False,
+        _describe_get,
+        _ids_schema,
+        _get_operation,
+        _READS,
+    ),
+    Tool(
+        "wait_for_operation",
+        "Wait for an operation to end",
+        False,
+        _describe_wait,
+        _wait_schema,
+        _wait_for_operation,
+        _READS,
+    ),
+    Tool(
+        "list_operation_logs",
+        "List an operation's log",
+        False,
+        _describe_logs,
+        _ids_schema,
+        _list_operation_logs,
+        _READS,
+    ),
+)
+
+TOOL_NAMES: Final = tuple(tool.name for tool in TOOLS)
+
+
+def select_tools(
+    names: Sequence[str] | None = None, *, read_only: bool = False
+) -> tuple[Tool, ...]:
+    """The tools to expose: those named (all when None), less those that write if
+    `read_only`. Raises ValueError for a name that is no tool."""
+    unknown = sorted(set(names or ()) - set(TOOL_NAMES))
+    if unknown:
+        raise ValueError(f"no tool named {', '.join(unknown)}; tools: {', '.join(TOOL_NAMES)}")
+    return tuple(
+        tool
+        for tool in TOOLS
+        if (names is None or tool.name in names) and not (read_only and tool.writes)
+    )
