@@ -10,7 +10,6 @@ import asyncio
 import json
 import pathlib
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
@@ -462,20 +461,6 @@ def test_wait_for_operation_is_bounded_by_max_wait(sandbox: Sandbox, errlog: IO[
 
 
 # -- the command line ----------------------------------------------------------------------------
-
-
-def test_without_the_extra_the_command_says_how_to_install_it() -> None:
-    code = (
-        "import sys; sys.modules['mcp'] = None\n"
-        "from ampwrite.cli import main\n"
-        "sys.exit(main(['mcp', '--sandbox']))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip() == 'ampwrite mcp needs the mcp extra: pip install "ampwrite[mcp]"'
-    assert "Traceback" not in done.stderr
 
 
 def test_a_remote_address_is_refused_without_allow_remote() -> None:
