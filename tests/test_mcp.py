@@ -364,6 +364,39 @@ def test_the_key_is_in_no_answer_even_when_the_server_echoes_it(
     )
 
 
+def test_a_repeated_create_is_refused_unless_the_call_allows_it(
+    sandbox: Sandbox, errlog: IO[str]
+) -> None:
+    create = call({"groupRef": "g", "type": "create", "record": {"email": "once@x"}})
+    update = call({"groupRef": "g", "type": "update", "record": {"id": "x", "email": "u@x"}})
+
+    async def run() -> list[Any]:
+        async with stdio_session(plain_args(sandbox, "--retry-time", "0"), key_env(), errlog) as s:
+            results = [await s.call_tool("write_records", create)]
+            results.append(await s.call_tool("write_records", create))
+            results.append(await s.call_tool("write_records", {**create, "allowRepeat": True}))
+            results.append(await s.call_tool("write_records", {**create, "allowRepeat": "yes"}))
+            sandbox.fail_next(429, count=1, retry_after=1)
+            limited = call({"groupRef": "g", "type": "create", "record": {"email": "later@x"}})
+            results.append(await s.call_tool("write_records", limited))
+            results.append(await s.call_tool("write_records", limited))  # nothing was written
+            results.append(await s.call_tool("write_records", update))
+            results.append(await s.call_tool("write_records", update))  # updates are not guarded
+            return results
+
+    first, again, allowed, bad_flag, limited, resent, update1, update2 = asyncio.run(run())
+    assert not first.is_error and not allowed.is_error
+    refused = payload(again)
+    assert again.is_error and refused["error"] == "RepeatedWrite"
+    assert refused["nothingSent"] is True and "allowRepeat" in refused["next"]
+    assert refused["earlier"]["recordIds"] == payload(first)["recordIds"]
+    assert bad_flag.is_error and [i["path"] for i in payload(bad_flag)["issues"]] == ["allowRepeat"]
+    assert payload(limited)["error"] == "RateLimitError" and not resent.is_error
+    assert payload(update1)["error"] == payload(update2)["error"] == "WriteFailedError"
+    emails = sorted(r["email"] for r in sandbox.records(object_name="contacts"))
+    assert emails == ["later@x", "once@x", "once@x"]
+
+
 # -- --sandbox, over stdio and streamable HTTP ---------------------------------------------------
 
 

@@ -47,6 +47,7 @@ def _seconds(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `ampwrite mcp`."""
     from ..sandbox._cli import add_fault_arguments
+    from ._repeats import DEFAULT_REPEAT_WINDOW
     from ._tools import DEFAULT_MAX_WAIT, TOOL_NAMES
 
     parser.add_argument(
@@ -90,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds for which 429/503 answers and connections never made are retried "
         "(default: 60; 0: no retries)",
+    )
+    parser.add_argument(
+        "--repeat-window",
+        type=_seconds,
+        default=DEFAULT_REPEAT_WINDOW,
+        help="seconds during which a create identical to one already sent is refused unless "
+        f"the call says allowRepeat (default: {DEFAULT_REPEAT_WINDOW:g}; 0: never refused)",
     )
     parser.add_argument("--api-key", help="API key (default: $AMPERSAND_API_KEY)")
     parser.add_argument("--server-url", help="Write API URL (default: $AMPERSAND_SERVER_URL)")
@@ -158,7 +166,9 @@ def run(ns: argparse.Namespace) -> int:
     retries = (
         RetryConfig.none() if ns.retry_time == 0 else RetryConfig(max_elapsed_time=ns.retry_time)
     )
-    settings = ToolSettings(max_wait=ns.max_wait, retry_seconds=ns.retry_time)
+    settings = ToolSettings(
+        max_wait=ns.max_wait, retry_seconds=ns.retry_time, repeat_window=ns.repeat_window
+    )
 
     sandbox = None
     server_url, platform_url, api_key = ns.server_url, ns.platform_url, ns.api_key

@@ -26,7 +26,7 @@ from .._answers import REDACTED
 from .._version import __version__
 from ..core import Core
 from ..errors import AmpWriteError
-from ._tools import TOOLS, Outcome, Tool, ToolSettings
+from ._tools import TOOLS, Outcome, Tool, ToolContext, ToolSettings
 
 __all__ = ["INSTRUCTIONS", "build_server", "call_tool", "serve_http", "serve_stdio"]
 
@@ -59,7 +59,7 @@ def _redacted(payload: dict[str, Any], secret: str | None) -> tuple[dict[str, An
 
 
 async def call_tool(
-    core: Core, settings: ToolSettings, tools: Sequence[Tool], name: str, arguments: object
+    ctx: ToolContext, tools: Sequence[Tool], name: str, arguments: object
 ) -> Outcome:
     """Run the tool `name` with `arguments`; never raises (but for cancellation)."""
     tool = next((tool for tool in tools if tool.name == name), None)
@@ -72,7 +72,7 @@ async def call_tool(
         }
         return Outcome(body, True)
     try:
-        return await tool.run(core, settings, arguments)
+        return await tool.run(ctx, arguments)
     except Exception as exc:  # a defect: answered and logged, never a crash or a traceback
         log.error("tool %s failed: %s", name, type(exc).__name__)
         body = {
@@ -100,7 +100,8 @@ def build_server(
     core: Core, tools: Sequence[Tool] = TOOLS, settings: ToolSettings | None = None
 ) -> Server[Any]:
     """An MCP server whose tools are `tools` over `core`."""
-    settings = settings or ToolSettings()
+    ctx = ToolContext(core, settings)
+    settings = ctx.settings
     exposed = tuple(tools)
     listing = [
         types.Tool(
@@ -114,14 +115,14 @@ def build_server(
     ]
 
     async def list_tools(
-        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        request: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=listing)
 
     async def on_call_tool(
-        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+        request: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        outcome = await call_tool(core, settings, exposed, params.name, params.arguments)
+        outcome = await call_tool(ctx, exposed, params.name, params.arguments)
         payload, text = _redacted(outcome.payload, _secret(core))
         log.info("tool %s: %s", params.name, _describe(outcome))
         return types.CallToolResult(

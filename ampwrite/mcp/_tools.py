@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from .. import aio
-from .._validate import INVALID, Checker, _object, _path_parameter
+from .._validate import INVALID, Checker, _boolean, _object, _path_parameter
 from .._wire import to_wire
 from ..core import Core, is_seconds, seconds_issue
 from ..errors import AmpWriteError, RequestValidationError, ValidationIssue
@@ -28,6 +28,7 @@ from ..models import BatchWriteResponse, WriteResponse
 from ..result import Err, Ok, Result
 from ..write import prepare_write
 from ._errors import error_body
+from ._repeats import DEFAULT_REPEAT_WINDOW, Earlier, RecentCreates, fingerprint
 from ._schema import DIALECT, write_input_schema
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "TOOLS",
     "Outcome",
     "Tool",
+    "ToolContext",
     "ToolSettings",
     "select_tools",
 ]
@@ -52,6 +54,20 @@ class ToolSettings(NamedTuple):
     max_wait: float = DEFAULT_MAX_WAIT
     retry_seconds: float = 60.0
     """How long 429/503 answers are retried (the Core's `max_elapsed_time`), 0 for never."""
+    repeat_window: float = DEFAULT_REPEAT_WINDOW
+    """Seconds during which an identical create is refused, 0 for never (see `_repeats`)."""
+
+
+class ToolContext:
+    """What the tools run with: the Core, the server's settings, and the creates it sent
+    lately (one per server, shared by its sessions)."""
+
+    __slots__ = ("core", "recent", "settings")
+
+    def __init__(self, core: Core, settings: ToolSettings | None = None) -> None:
+        self.core = core
+        self.settings = settings or ToolSettings()
+        self.recent = RecentCreates(self.settings.repeat_window, core.clock)
 
 
 class Outcome(NamedTuple):
@@ -61,7 +77,7 @@ class Outcome(NamedTuple):
     is_error: bool
 
 
-Run = Callable[[Core, ToolSettings, object], Awaitable[Outcome]]
+Run = Callable[[ToolContext, object], Awaitable[Outcome]]
 
 
 class Tool(NamedTuple):
@@ -94,6 +110,14 @@ def _describe_write(settings: ToolSettings) -> str:
         )
     else:
         retried = "Nothing is retried automatically (this server runs without retries); "
+    if settings.repeat_window > 0:
+        repeats = (
+            " A create identical to one sent in the last "
+            f"{settings.repeat_window:g} seconds is refused (RepeatedWrite, nothing sent) "
+            "unless the call adds allowRepeat: true."
+        )
+    else:
+        repeats = ""
     return (
         "Create, update or delete records in a customer's SaaS (Salesforce, HubSpot, ...) "
         "through Ampersand's Write API. The arguments are the API's own request: the path "
@@ -109,12 +133,83 @@ def _describe_write(settings: ToolSettings) -> str:
         "which some records failed is a success: read results[i].success and failedIndexes. "
         f"{retried}500, 502, 504 and timeouts are never retried because the write may have "
         "happened: such an error says mayHaveBeenWritten: true; check before calling again "
-        "and never repeat a create blindly."
+        f"and never repeat a create blindly.{repeats}"
     )
 
 
-def _write_schema(_: ToolSettings) -> dict[str, Any]:
-    return write_input_schema()
+ALLOW_REPEAT: Final = "allowRepeat"
+
+
+def _write_schema(settings: ToolSettings) -> dict[str, Any]:
+    schema = write_input_schema()
+    schema["properties"][ALLOW_REPEAT] = {
+        "type": "boolean",
+        "default": False,
+        "description": "Not part of the API's request: true sends a create even when an "
+        f"identical one was sent in the last {settings.repeat_window:g} seconds (it creates "
+        "the records once more).",
+    }
+    return schema
+
+
+def _split_allow_repeat(
+    ctx: ToolContext, arguments: object
+) -> tuple[Any, bool] | RequestValidationError:
+    """The request (the arguments less `allowRepeat`) and whether repeats are allowed."""
+    if not isinstance(arguments, Mapping) or ALLOW_REPEAT not in arguments:
+        return arguments, False
+    request = {key: value for key, value in arguments.items() if key != ALLOW_REPEAT}
+    issues: list[ValidationIssue] = []
+    allowed = _boolean(arguments[ALLOW_REPEAT], ALLOW_REPEAT, issues)
+    if issues:  # reported with whatever else the checks find
+        prepared = prepare_write(ctx.core, request)
+        more = prepared.issues if isinstance(prepared, RequestValidationError) else ()
+        return RequestValidationError((*issues, *more))
+    return request, allowed is True
+
+
+def _create_key(ctx: ToolContext, request: object) -> str | None:
+    """The fingerprint of a create to guard against repeats (None: not guarded)."""
+    if ctx.settings.repeat_window <= 0 or not isinstance(request, Mapping):
+        return None
+    body = request.get("requestBody")
+    if not isinstance(body, Mapping) or body.get("type") != "create":
+        return None
+    return fingerprint(request)
+
+
+def _repeated(ctx: ToolContext, earlier: Earlier) -> Outcome:
+    age = ctx.recent.age(earlier)
+    outcome = earlier.summary.get("outcome", "sent")
+    body = {
+        "error": "RepeatedWrite",
+        "message": f"an identical create was sent {age:.0f} s ago ({outcome}); sending it "
+        "again would create the records once more",
+        "earlier": dict(earlier.summary),
+        "mayHaveBeenWritten": False,
+        "safeToRetry": False,
+        "nothingSent": True,
+        "next": "Nothing was sent. Use the earlier result (get_operation with its "
+        "operationId tells more); if these records are really to be created once more, call "
+        "again with allowRepeat: true.",
+    }
+    return Outcome(body, True)
+
+
+def _summary(payload: Mapping[str, Any], *, error: bool) -> dict[str, Any] | None:
+    """What to remember of a create's answer; None when it wrote nothing for sure."""
+    if error:
+        if not payload.get("mayHaveBeenWritten"):
+            return None
+        return {
+            "outcome": "may have been written",
+            "error": payload.get("error"),
+            "status": payload.get("status"),
+            "operationId": payload.get("operationId"),
+        }
+    outcome = "accepted (asynchronous)" if payload.get("asynchronous") else "written"
+    keys = ("operationId", "recordIds", "successCount", "failureCount")
+    return {"outcome": outcome, **{key: payload[key] for key in keys if key in payload}}
 
 
 def _results(response: WriteResponse) -> list[dict[str, Any]]:
@@ -155,12 +250,25 @@ def write_payload(response: WriteResponse) -> dict[str, Any]:
     return payload
 
 
-async def _write_records(core: Core, _: ToolSettings, arguments: object) -> Outcome:
-    request: Any = arguments  # anything but a mapping is refused (and named) by the checks
-    result = await aio.write_records(core, request)
+async def _write_records(ctx: ToolContext, arguments: object) -> Outcome:
+    split = _split_allow_repeat(ctx, arguments)
+    if isinstance(split, AmpWriteError):
+        return _error(split, write=True)
+    request, allow_repeat = split  # anything but a mapping is refused (and named) by the checks
+    key = _create_key(ctx, request)
+    if key is not None:
+        earlier = None if allow_repeat else ctx.recent.earlier(key)
+        if earlier is not None:
+            return _repeated(ctx, earlier)
+        ctx.recent.sending(key)
+    result = await aio.write_records(ctx.core, request)
     if isinstance(result, Ok):
-        return Outcome(write_payload(result.value), False)
-    return _error(result.error, write=True)
+        outcome = Outcome(write_payload(result.value), False)
+    else:
+        outcome = _error(result.error, write=True)
+    if key is not None:
+        ctx.recent.settled(key, _summary(outcome.payload, error=outcome.is_error))
+    return outcome
 
 
 # -- validate_write --------------------------------------------------------------------------
@@ -178,9 +286,12 @@ def _describe_validate(_: ToolSettings) -> str:
     )
 
 
-async def _validate_write(core: Core, _: ToolSettings, arguments: object) -> Outcome:
-    request: Any = arguments
-    prepared = prepare_write(core, request)
+async def _validate_write(ctx: ToolContext, arguments: object) -> Outcome:
+    split = _split_allow_repeat(ctx, arguments)
+    if isinstance(split, AmpWriteError):
+        return _error(split, write=False)
+    request, _ = split
+    prepared = prepare_write(ctx.core, request)
     if isinstance(prepared, AmpWriteError):
         return _error(prepared, write=False)
     body = json.loads(prepared.request.body or b"{}")
@@ -260,11 +371,13 @@ def _describe_get(_: ToolSettings) -> str:
     )
 
 
-async def _get_operation(core: Core, _: ToolSettings, arguments: object) -> Outcome:
+async def _get_operation(ctx: ToolContext, arguments: object) -> Outcome:
     checked = _arguments(arguments)
     if not isinstance(checked, dict):
         return _invalid(checked, write=False)
-    return _read(await aio.get_operation(core, checked["projectIdOrName"], checked["operationId"]))
+    return _read(
+        await aio.get_operation(ctx.core, checked["projectIdOrName"], checked["operationId"])
+    )
 
 
 def _describe_wait(settings: ToolSettings) -> str:
@@ -298,14 +411,14 @@ def _wait_schema(settings: ToolSettings) -> dict[str, Any]:
     )
 
 
-async def _wait_for_operation(core: Core, settings: ToolSettings, arguments: object) -> Outcome:
+async def _wait_for_operation(ctx: ToolContext, arguments: object) -> Outcome:
     checked = _arguments(arguments, {"timeoutSeconds": _seconds, "pollIntervalSeconds": _seconds})
     if not isinstance(checked, dict):
         return _invalid(checked, write=False)
     timeout = checked.get("timeoutSeconds", DEFAULT_WAIT)
-    timeout = min(float(timeout), settings.max_wait) if is_seconds(timeout) else timeout
+    timeout = min(float(timeout), ctx.settings.max_wait) if is_seconds(timeout) else timeout
     result = await aio.wait_for_operation(
-        core,
+        ctx.core,
         checked["projectIdOrName"],
         checked["operationId"],
         timeout=timeout,
@@ -321,11 +434,13 @@ def _describe_logs(_: ToolSettings) -> str:
     )
 
 
-async def _list_operation_logs(core: Core, _: ToolSettings, arguments: object) -> Outcome:
+async def _list_operation_logs(ctx: ToolContext, arguments: object) -> Outcome:
     checked = _arguments(arguments)
     if not isinstance(checked, dict):
         return _invalid(checked, write=False)
-    result = await aio.list_operation_logs(core, checked["projectIdOrName"], checked["operationId"])
+    result = await aio.list_operation_logs(
+        ctx.core, checked["projectIdOrName"], checked["operationId"]
+    )
     return _read(result, "logs")
 
 
