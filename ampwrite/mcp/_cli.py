@@ -44,6 +44,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected seconds above 0, got 0")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `ampwrite mcp`."""
     from ..sandbox._cli import add_fault_arguments
@@ -81,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-wait",
-        type=_seconds,
+        type=_positive_seconds,
         default=DEFAULT_MAX_WAIT,
         help=f"the most seconds one wait_for_operation call waits (default: {DEFAULT_MAX_WAIT:g})",
     )
@@ -166,9 +173,7 @@ def run(ns: argparse.Namespace) -> int:
     retries = (
         RetryConfig.none() if ns.retry_time == 0 else RetryConfig(max_elapsed_time=ns.retry_time)
     )
-    settings = ToolSettings(
-        max_wait=ns.max_wait, retry_seconds=ns.retry_time, repeat_window=ns.repeat_window
-    )
+    settings = ToolSettings(max_wait=ns.max_wait, repeat_window=ns.repeat_window)
 
     sandbox = None
     server_url, platform_url, api_key = ns.server_url, ns.platform_url, ns.api_key

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final
 
-__all__ = ["CONTRACT_FILE", "contract", "to_json_schema", "write_examples", "write_input_schema"]
+__all__ = ["CONTRACT_FILE", "contract", "to_json_schema", "write_input_schema"]
 
 CONTRACT_FILE: Final = "ampersand-write-openapi.json"
 WRITE_PATH: Final = "/projects/{projectIdOrName}/integrations/{integrationId}/objects/{objectName}"
@@ -121,9 +121,3 @@ def _write_input_schema() -> dict[str, Any]:
 def write_input_schema() -> dict[str, Any]:
     """The JSON Schema of `write_records` and `validate_write` arguments (a fresh copy)."""
     return copy.deepcopy(_write_input_schema())
-
-
-def write_examples() -> dict[str, dict[str, Any]]:
-    """The contract's request-body examples, by name (fresh copies)."""
-    content = _write_operation()["requestBody"]["content"]["application/json"]
-    return {name: copy.deepcopy(example["value"]) for name, example in content["examples"].items()}

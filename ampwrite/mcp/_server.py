@@ -101,14 +101,13 @@ def build_server(
 ) -> Server[Any]:
     """An MCP server whose tools are `tools` over `core`."""
     ctx = ToolContext(core, settings)
-    settings = ctx.settings
     exposed = tuple(tools)
     listing = [
         types.Tool(
             name=tool.name,
             title=tool.title,
-            description=tool.describe(settings),
-            input_schema=tool.input_schema(settings),
+            description=tool.describe(ctx),
+            input_schema=tool.input_schema(ctx),
             annotations=types.ToolAnnotations(title=tool.title, **_hints(tool)),
         )
         for tool in exposed

@@ -22,7 +22,7 @@ from typing import Any, Final, NamedTuple
 from .. import aio
 from .._validate import INVALID, Checker, _boolean, _object, _path_parameter
 from .._wire import to_wire
-from ..core import Core, is_seconds, seconds_issue
+from ..core import Core, seconds_issue
 from ..errors import AmpWriteError, RequestValidationError, ValidationIssue
 from ..models import BatchWriteResponse, WriteResponse
 from ..result import Err, Ok, Result
@@ -52,8 +52,6 @@ class ToolSettings(NamedTuple):
     """What the tools need to know of the server's settings."""
 
     max_wait: float = DEFAULT_MAX_WAIT
-    retry_seconds: float = 60.0
-    """How long 429/503 answers are retried (the Core's `max_elapsed_time`), 0 for never."""
     repeat_window: float = DEFAULT_REPEAT_WINDOW
     """Seconds during which an identical create is refused, 0 for never (see `_repeats`)."""
 
@@ -84,8 +82,8 @@ class Tool(NamedTuple):
     name: str
     title: str
     writes: bool
-    describe: Callable[[ToolSettings], str]
-    input_schema: Callable[[ToolSettings], dict[str, Any]]
+    describe: Callable[[ToolContext], str]
+    input_schema: Callable[[ToolContext], dict[str, Any]]
     run: Run
     annotations: Mapping[str, bool]
 
@@ -101,12 +99,13 @@ def _invalid(issues: Sequence[ValidationIssue], *, write: bool) -> Outcome:
 # -- write_records ---------------------------------------------------------------------------
 
 
-def _describe_write(settings: ToolSettings) -> str:
-    if settings.retry_seconds > 0:
+def _describe_write(ctx: ToolContext) -> str:
+    settings, retries = ctx.settings, ctx.core.retries
+    if retries.max_attempts > 1 and (retries.retry_statuses or retries.retry_connection_errors):
         retried = (
             "429 and 503 answers (refused before processing) and connections never made are "
-            f"retried automatically, honouring Retry-After, for up to {settings.retry_seconds:g} "
-            "seconds; "
+            "retried automatically, honouring Retry-After, for up to "
+            f"{retries.max_elapsed_time:g} seconds; "
         )
     else:
         retried = "Nothing is retried automatically (this server runs without retries); "
@@ -140,7 +139,8 @@ def _describe_write(settings: ToolSettings) -> str:
 ALLOW_REPEAT: Final = "allowRepeat"
 
 
-def _write_schema(settings: ToolSettings) -> dict[str, Any]:
+def _write_schema(ctx: ToolContext) -> dict[str, Any]:
+    settings = ctx.settings
     schema = write_input_schema()
     schema["properties"][ALLOW_REPEAT] = {
         "type": "boolean",
@@ -274,7 +274,7 @@ async def _write_records(ctx: ToolContext, arguments: object) -> Outcome:
 # -- validate_write --------------------------------------------------------------------------
 
 
-def _describe_validate(_: ToolSettings) -> str:
+def _describe_validate(_: ToolContext) -> str:
     return (
         "Check a write_records call without sending anything: the same arguments, and every "
         "check write_records makes before sending (required fields, enums, JSON types, record "
@@ -363,7 +363,7 @@ def _read(result: Result[Any, AmpWriteError], key: str | None = None) -> Outcome
     return Outcome(payload if isinstance(payload, dict) else {"value": payload}, False)
 
 
-def _describe_get(_: ToolSettings) -> str:
+def _describe_get(_: ToolContext) -> str:
     return (
         "Read an operation once. An asynchronous write_records answers only an operationId; "
         "its outcome lives here: status in_progress, success or failure, a result summary, "
@@ -380,7 +380,8 @@ async def _get_operation(ctx: ToolContext, arguments: object) -> Outcome:
     )
 
 
-def _describe_wait(settings: ToolSettings) -> str:
+def _describe_wait(ctx: ToolContext) -> str:
+    settings = ctx.settings
     return (
         "Wait for an operation (an asynchronous write) to end: poll it until its status is no "
         f"longer in_progress, for at most timeoutSeconds (default {DEFAULT_WAIT:g}, at most "
@@ -391,7 +392,8 @@ def _describe_wait(settings: ToolSettings) -> str:
     )
 
 
-def _wait_schema(settings: ToolSettings) -> dict[str, Any]:
+def _wait_schema(ctx: ToolContext) -> dict[str, Any]:
+    settings = ctx.settings
     return _operation_schema(
         {
             "timeoutSeconds": {
@@ -415,8 +417,7 @@ async def _wait_for_operation(ctx: ToolContext, arguments: object) -> Outcome:
     checked = _arguments(arguments, {"timeoutSeconds": _seconds, "pollIntervalSeconds": _seconds})
     if not isinstance(checked, dict):
         return _invalid(checked, write=False)
-    timeout = checked.get("timeoutSeconds", DEFAULT_WAIT)
-    timeout = min(float(timeout), ctx.settings.max_wait) if is_seconds(timeout) else timeout
+    timeout = min(float(checked.get("timeoutSeconds", DEFAULT_WAIT)), ctx.settings.max_wait)
     result = await aio.wait_for_operation(
         ctx.core,
         checked["projectIdOrName"],
@@ -427,7 +428,7 @@ async def _wait_for_operation(ctx: ToolContext, arguments: object) -> Outcome:
     return _read(result)
 
 
-def _describe_logs(_: ToolSettings) -> str:
+def _describe_logs(_: ToolContext) -> str:
     return (
         "List the log entries of an operation, oldest first: what happened to an asynchronous "
         "write step by step, and why one failed."
@@ -444,7 +445,7 @@ async def _list_operation_logs(ctx: ToolContext, arguments: object) -> Outcome:
     return _read(result, "logs")
 
 
-def _ids_schema(_: ToolSettings) -> dict[str, Any]:
+def _ids_schema(_: ToolContext) -> dict[str, Any]:
     return _operation_schema({})
 
 
