@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import subprocess
 import tempfile
@@ -496,12 +497,28 @@ def test_wait_for_operation_is_bounded_by_max_wait(sandbox: Sandbox, errlog: IO[
 # -- the command line ----------------------------------------------------------------------------
 
 
-def test_a_remote_address_is_refused_without_allow_remote() -> None:
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--transport", "http", "--host", "0.0.0.0", "--sandbox"], "--allow-remote"),
+        (["--server-url", "http://127.0.0.1:9/v1"], "no API key"),
+        (["--sandbox", "--server-url", "http://127.0.0.1:9/v1"], "--sandbox takes no"),
+        (["--server-url", "http://example.com/v1", "--api-key", KEY], "refusing plain http"),
+        (["--read-only", "--tool", "write_records", "--api-key", KEY], "no tool left"),
+    ],
+    ids=["remote-host", "no-key", "sandbox-and-url", "plain-http", "nothing-to-serve"],
+)
+def test_usage_errors_exit_2_with_one_line_and_no_traceback(args: list[str], said: str) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AMPERSAND_")}
     done = subprocess.run(
-        command("--transport", "http", "--host", "0.0.0.0", "--sandbox"),
+        command(*args),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        stdin=subprocess.DEVNULL,
+        env=environment,
     )
-    assert done.returncode == 2 and "--allow-remote" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert KEY not in done.stderr and done.stdout == ""
