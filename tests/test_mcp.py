@@ -419,6 +419,24 @@ def test_sandbox_mode_over_stdio_writes_into_its_own_sandbox(errlog: IO[str]) ->
     assert_no_key(errlog)
 
 
+def test_sandbox_mode_takes_the_sandbox_fault_flags(errlog: IO[str]) -> None:
+    # Every write answered 429 asking for 120 s: longer than retries wait, so no retry is made
+    args = ["--sandbox", "--rate-limit", "1", "--retry-after", "120"]
+
+    async def run() -> Any:
+        async with stdio_session(args, key_env(), errlog) as session:
+            return await session.call_tool(
+                "write_records", call({"groupRef": "g", "type": "create", "record": {"a": 1}})
+            )
+
+    result = asyncio.run(run())
+    body = payload(result)
+    assert result.is_error and body["error"] == "RateLimitError"
+    assert (body["status"], body["retryAfterSeconds"], body["attempts"]) == (429, 120, 1)
+    assert body["mayHaveBeenWritten"] is False and body["safeToRetry"] is True
+    assert_no_key(errlog, result_text(result))
+
+
 def test_streamable_http_serves_the_same_tools(errlog: IO[str]) -> None:
     with http_server(["--sandbox"], key_env(), errlog) as url:
         base = wait_for_line(errlog.name, SANDBOX_LINE, 10, None)
