@@ -100,21 +100,22 @@ def _join(path: str, key: str) -> str:
 
 
 def _object(
-    fields: Mapping[str, Checker], required: Sequence[str] = (), *, model: type[Model]
+    fields: Mapping[str, Checker],
+    required: Sequence[str] = (),
+    *,
+    model: type[Model] | None = None,
 ) -> Callable[[object, str, list[ValidationIssue]], dict[str, Any] | _Invalid]:
     """A checker for a JSON object with known fields; unknown keys are refused as typos.
-    An instance of `model`, the class that stands for this object, is checked as its JSON."""
+    An instance of `model`, the class that stands for this object (if any), is checked as
+    its JSON."""
     allowed = tuple(fields)
+    expected = "an object" if model is None else f"a {model.__name__} or an object"
 
     def check(value: object, path: str, issues: list[ValidationIssue]) -> dict[str, Any] | _Invalid:
-        if isinstance(value, model):
+        if model is not None and isinstance(value, model):
             value = to_wire(value)
         elif isinstance(value, Model):
-            issues.append(
-                ValidationIssue(
-                    path, f"expected a {model.__name__} or an object, got {type(value).__name__}"
-                )
-            )
+            issues.append(ValidationIssue(path, f"expected {expected}, got {type(value).__name__}"))
             return INVALID
         if not isinstance(value, Mapping):
             issues.append(ValidationIssue(path, f"expected an object, got {_type_name(value)}"))

@@ -1,4 +1,4 @@
-"""The `ampwrite` command: `demo`, `write`, `load`, `operation` and `sandbox`.
+"""The `ampwrite` command: `demo`, `write`, `load`, `operation`, `sandbox` and `mcp`.
 
 Exit status:
     0  success
@@ -182,6 +182,12 @@ def _cmd_sandbox(ns: argparse.Namespace) -> int:
     return run(ns)
 
 
+def _cmd_mcp(ns: argparse.Namespace) -> int:
+    from .mcp._cli import run
+
+    return run(ns)
+
+
 def _cmd_demo(ns: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -246,6 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_rule_arguments(sandbox)
     add_fault_arguments(sandbox)
     sandbox.set_defaults(handler=_cmd_sandbox)
+
+    from .mcp._cli import EPILOG as MCP_EPILOG
+    from .mcp._cli import add_arguments as add_mcp_arguments
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve the Write API as tools for AI agents (Model Context Protocol)",
+        description="Serve write_records, validate_write, get_operation, wait_for_operation "
+        "and list_operation_logs to an MCP client, over stdio or streamable HTTP. Needs the "
+        'mcp extra: pip install "ampwrite[mcp]".',
+        epilog=MCP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_mcp_arguments(mcp)
+    mcp.set_defaults(handler=_cmd_mcp)
     return parser
 
 
