@@ -10,6 +10,7 @@ yielded as batches finish (not in input order; each carries its input `index`).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import random
 import signal
@@ -19,7 +20,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence, Sized
 from types import TracebackType
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
@@ -44,6 +45,9 @@ from ._judge import (
 )
 from ._outcome import Outcome, Progress, Status
 from ._throttle import EXPIRED, STOPPED, TRIPPED, Answer, Throttle, Ticket
+
+if TYPE_CHECKING:
+    from ._ledger import Ledger
 
 __all__ = ["DEFAULT_RETRIES", "BulkWrites", "write_many", "write_partition"]
 
@@ -163,14 +167,54 @@ def write_many(
     return BulkWrites(run, follower)
 
 
-def write_partition(core: Core, records: Iterable[Any], /, **options: Any) -> list[Outcome]:
+def write_partition(
+    core: Core,
+    records: Iterable[Any],
+    /,
+    *,
+    key: str | Callable[[Any], object] | None = None,
+    ledger: str | os.PathLike[str] | Ledger | None = None,
+    partition: str | int | None = None,
+    resend_unknown: bool = False,
+    fence_timeout: float = 600.0,
+    **options: Any,
+) -> list[Outcome]:
     """`write_many` run to the end, its outcomes as a list: the unit of work to send to a
     process pool, a Dask or a Spark worker (the `Core` and the outcomes pickle).
 
-    `index` is the position within `records`. Takes the keyword arguments of `write_many`.
+    `index` is the position within `records`. Takes the keyword arguments of `write_many`,
+    and:
+
+    - `key`: a field name, or a function of the record, giving each record a stable key
+      (a `str` or an `int`) that its `Outcome.key` carries; a record without one fails
+      (`error` says why) and is not sent;
+    - `ledger` (needs `key` and `partition`): a directory every attempt of this partition
+      reaches. Each request's keys are journaled (fsync'd) before it is sent and each
+      outcome recorded as it comes; an attempt first reads what earlier ones left: a key
+      with a final outcome (written, accepted, failed) is not sent again and gets that
+      outcome, a key sent without a recorded outcome is reported "unknown" and not sent
+      again unless `resend_unknown=True`. Two records of a partition with one key: the
+      second fails. Attempts of one partition are fenced: one waits (at most
+      `fence_timeout` seconds, then `LedgerBusy`) while another runs. The outcomes are
+      sorted by `index`. Raises `LedgerError` when the ledger cannot be read or written
+      (nothing more is sent; what was sent is journaled), `ValueError` for a ledger made for
+      another write. See docs/distributed.md.
     """
-    with write_many(core, records, **options) as outcomes:
-        return list(outcomes)
+    if key is None and ledger is None:
+        with write_many(core, records, **options) as outcomes:
+            return list(outcomes)
+    from ._partition import write_keyed
+
+    return write_keyed(
+        core,
+        records,
+        key=key,
+        ledger=ledger,
+        partition=partition,
+        resend_unknown=resend_unknown,
+        fence_timeout=fence_timeout,
+        options=options,
+    )
 
 
 class BulkWrites(Iterator[Outcome]):
