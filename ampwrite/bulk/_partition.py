@@ -4,8 +4,8 @@ distributed load (see `ampwrite.bulk._ledger` for what the ledger holds and guar
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, TypeAlias
 
 import attrs
 
@@ -23,7 +23,26 @@ from ._ledger import (
 )
 from ._outcome import FINAL_STATUSES, Outcome
 
-__all__ = ["target_of", "write_keyed"]
+__all__ = ["RESULT_COLUMNS", "ResultRow", "present", "result_row", "target_of", "write_keyed"]
+
+RESULT_COLUMNS: Final = ("key", "partition", "status", "record_id", "error", "operation_id")
+"""The results table of the engine helpers, one row per input record: `key` (the record's
+key as text; None when it had none), `partition` (an int), `status`, `record_id`, `error`,
+`operation_id` (text or None)."""
+
+ResultRow: TypeAlias = "tuple[str | None, int, str, str | None, str | None, str | None]"
+
+
+def result_row(outcome: Outcome, partition: int) -> ResultRow:
+    key = None if outcome.key is None else str(outcome.key)
+    return (key, partition, outcome.status, outcome.record_id, outcome.error, outcome.operation_id)
+
+
+def present(record: Mapping[str, Any], missing: Callable[[Any], bool]) -> dict[str, Any]:
+    """The record without its missing values (None; NaN and NA for a pandas row): a table
+    has a value in every column, a record only the fields it sets."""
+    return {name: value for name, value in record.items() if not missing(value)}
+
 
 _TARGET_FIELDS = ("project_id_or_name", "integration_id", "object_name", "group_ref")
 
