@@ -50,7 +50,10 @@ _TARGET_FIELDS = ("project_id_or_name", "integration_id", "object_name", "group_
 def target_of(options: dict[str, Any]) -> dict[str, Any]:
     """What a ledger records about the write: where, and how (records of another write
     must not be taken for this one's)."""
-    target = {name: options.get(name) for name in _TARGET_FIELDS}
+    missing = [name for name in _TARGET_FIELDS if name not in options]
+    if missing:
+        raise TypeError(f"missing where to write: {', '.join(missing)}")
+    target = {name: options[name] for name in _TARGET_FIELDS}
     target["type"] = options.get("type", "create")
     target["mode"] = options.get("mode", "synchronous")
     return target
