@@ -73,7 +73,7 @@ def test_a_killed_worker_and_recomputed_partitions_write_nothing_twice(
     sb.set_faults(Faults(latency=0.1))  # a few seconds of writes: time to kill a worker
     ledger = tmp_path / "ledger"
     with Core(sb.api_key, server_url=sb.url) as core:
-        bag = dask.bag.from_sequence(_records(), npartitions=PARTITIONS)
+        bag = dask.bag.from_sequence(_records(), npartitions=PARTITIONS)  # type: ignore[no-untyped-call]
         results = write_bag(
             bag, core, key="k", ledger=ledger, batch_size=10, concurrency=2, **WHERE
         )
@@ -115,7 +115,7 @@ def test_faults_every_record_one_outcome_and_nothing_stored_twice_but_unknown(
             retry_after=0,
         )
     )
-    frame = dask.dataframe.from_pandas(pandas.DataFrame(_records()), npartitions=PARTITIONS)
+    frame = dask.dataframe.from_pandas(pandas.DataFrame(_records()), npartitions=PARTITIONS)  # type: ignore[no-untyped-call]
     with Core(sb.api_key, server_url=sb.url) as core:
         results = write_dataframe(frame, core, key="k", ledger=tmp_path, batch_size=20, **WHERE)
 
@@ -140,7 +140,7 @@ def test_another_partitioning_of_the_same_ledger_is_refused(
     client: Any, sb: Sandbox, tmp_path: Path
 ) -> None:
     with Core(sb.api_key, server_url=sb.url) as core:
-        bag = dask.bag.from_sequence(_records()[:40], npartitions=4)
-        write_bag(bag, core, key="k", ledger=tmp_path, **WHERE).compute()
+        bag = dask.bag.from_sequence(_records()[:40], npartitions=4)  # type: ignore[no-untyped-call]
+        write_bag(bag, core, key="k", ledger=tmp_path, **WHERE).compute()  # type: ignore[no-untyped-call]
         with pytest.raises(ValueError, match="records 4 partitions, this dataset has 2"):
             write_bag(bag.repartition(2), core, key="k", ledger=tmp_path, **WHERE)
