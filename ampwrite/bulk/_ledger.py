@@ -49,12 +49,13 @@ from typing import IO, Any, Final, TextIO, TypeAlias, TypeGuard
 
 import attrs
 
-from ._judge import MAYBE_TWICE, short
+from ._judge import short
 from ._outcome import FINAL_STATUSES, STATUSES, Outcome
 
 __all__ = [
     "JOURNAL_SUFFIX",
     "KILLED",
+    "RESENT_WRITTEN",
     "FencedOut",
     "Journal",
     "Key",
@@ -75,6 +76,8 @@ JOURNAL_SUFFIX: Final = ".inflight"
 KILLED: Final = "sent by an earlier run that ended before recording its outcome: may be written"
 """The error of a journaled record without an outcome, when a later attempt finds it."""
 MANIFEST: Final = "ledger.json"
+RESENT_WRITTEN: Final = "an earlier run may have written it too: check for a duplicate"
+"""The error of a record written again although an earlier attempt may have written it."""
 DEFAULT_FENCE_TIMEOUT: Final = 600.0
 _PARTITION: Final = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _FENCE_POLL: Final = 0.05
@@ -131,7 +134,7 @@ def after_unknown(outcome: Outcome) -> Outcome:
         error = f"an earlier run may have written it; then: {outcome.error or 'failed'}"
         return attrs.evolve(outcome, status="unknown", error=error[:500])
     if outcome.status in ("written", "accepted"):
-        return attrs.evolve(outcome, error=MAYBE_TWICE)
+        return attrs.evolve(outcome, error=RESENT_WRITTEN)
     return outcome
 
 
