@@ -23,6 +23,7 @@ import pandas  # noqa: E402
 from ampwrite import Core  # noqa: E402
 from ampwrite.bulk.dask import RESULT_COLUMNS, write_bag, write_dataframe  # noqa: E402
 from ampwrite.sandbox import Faults, Sandbox  # noqa: E402
+from tests.test_docs import ROOT, run_tagged_snippets  # noqa: E402
 
 WHERE: dict[str, Any] = {
     "project_id_or_name": "proj",
@@ -31,6 +32,7 @@ WHERE: dict[str, Any] = {
     "group_ref": "group",
 }
 COUNT, PARTITIONS = 2_000, 8
+DOCS = ROOT / "docs" / "distributed.md"
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +146,15 @@ def test_another_partitioning_of_the_same_ledger_is_refused(
         write_bag(bag, core, key="k", ledger=tmp_path, **WHERE).compute()  # type: ignore[no-untyped-call]
         with pytest.raises(ValueError, match="records 4 partitions, this dataset has 2"):
             write_bag(bag.repartition(2), core, key="k", ledger=tmp_path, **WHERE)
+
+
+def test_the_dask_snippets_of_the_docs_run(
+    client: Any, sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMPERSAND_API_KEY", sb.api_key)
+    monkeypatch.setenv("AMPERSAND_SERVER_URL", sb.url)
+    namespace: dict[str, Any] = {"__name__": "docs.distributed", "client": client, "where": WHERE}
+
+    assert run_tagged_snippets(DOCS, "dask", namespace) == 1
+
+    assert len(sb.records(object_name="contacts")) == 300

@@ -24,6 +24,7 @@ from ampwrite import Core
 from ampwrite.bulk import Ledger
 from ampwrite.bulk.spark import RESULT_SCHEMA, write_dataframe
 from ampwrite.sandbox import Faults, Sandbox
+from tests.test_docs import ROOT, run_tagged_snippets
 
 WHERE: dict[str, Any] = {
     "project_id_or_name": "proj",
@@ -32,6 +33,7 @@ WHERE: dict[str, Any] = {
     "group_ref": "group",
 }
 COUNT, PARTITIONS = 2_000, 8
+DOCS = ROOT / "docs" / "distributed.md"
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +151,15 @@ def test_a_consumer_that_stops_early_leaves_no_sent_record_without_an_outcome(
 
     assert Counter(row.status for row in rows) == Counter({"written": COUNT})
     assert max(_stored(sb).values()) == 1
+
+
+def test_the_spark_snippets_of_the_docs_run(
+    spark: SparkSession, sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMPERSAND_API_KEY", sb.api_key)
+    monkeypatch.setenv("AMPERSAND_SERVER_URL", sb.url)
+    namespace: dict[str, Any] = {"__name__": "docs.distributed", "spark": spark, "where": WHERE}
+
+    assert run_tagged_snippets(DOCS, "spark", namespace) == 1
+
+    assert len(sb.records(object_name="contacts")) == 300
