@@ -105,7 +105,11 @@ class FencedOut(LedgerError):
 def key_of(key: KeyFunction, record: object) -> Key | ValueError:
     """The record's key (a field name's value, or what the function returns) as a `str` or
     an `int`; a `ValueError` saying why when there is none."""
-    if callable(key):
+    if type(record) is dict and isinstance(key, str):  # the common case, first
+        if key not in record:
+            return ValueError(f"key: the record has no field {key!r}")
+        value = record[key]
+    elif callable(key):
         try:
             value = key(record)
         except Exception as exc:  # the caller's function: its failure is this record's
@@ -168,6 +172,11 @@ class ResultsFile:
         self._handle.write(json.dumps(outcome.to_json()) + "\n")
         self._handle.flush()
 
+    def append_all(self, outcomes: list[Outcome]) -> None:
+        """Append several lines in one write, and flush them."""
+        self._handle.write("".join(json.dumps(o.to_json()) + "\n" for o in outcomes))
+        self._handle.flush()
+
     def sync(self) -> None:
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -195,7 +204,10 @@ class Journal:
         self.path = path
         self.complete = False  # every key it lists has its outcome recorded: remove it
         self._check = check
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one line at a time
+        self._syncing = threading.Lock()  # one fsync at a time, for every line written before
+        self._written = 0  # lines written and flushed
+        self._synced = 0  # lines made durable
         self._handle: TextIO = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
 
     @staticmethod
@@ -213,16 +225,24 @@ class Journal:
         return found
 
     def record(self, keys: list[Any]) -> None:
-        """Raises `LedgerError` (nothing may be sent then), or what `check` raises."""
-        with self._lock:
-            if self._check is not None:
-                self._check()
-            try:
+        """Returns once the line is durable. Raises `LedgerError` (nothing may be sent then),
+        or what `check` raises. Writers that come together share one fsync: each waits for
+        the one under way, which may already cover its line."""
+        try:
+            with self._lock:
+                if self._check is not None:
+                    self._check()
                 self._handle.write(json.dumps(keys) + "\n")
                 self._handle.flush()
-                os.fsync(self._handle.fileno())
-            except OSError as exc:
-                raise LedgerError(str(exc), exc) from exc
+                self._written += 1
+                mine = self._written
+            with self._syncing:
+                if self._synced < mine:
+                    covered = self._written  # every line counted there is flushed
+                    os.fsync(self._handle.fileno())
+                    self._synced = covered
+        except OSError as exc:
+            raise LedgerError(str(exc), exc) from exc
 
     def close(self, *, remove: bool) -> None:
         with contextlib.suppress(OSError):
@@ -473,11 +493,11 @@ class Attempt:
         """Journal `keys` before their request is sent (raises: do not send it)."""
         self.journal.record(keys)
 
-    def settled(self, outcome: Outcome) -> None:
-        """Record `outcome` (with its key), unless another attempt took the fence."""
+    def settled(self, outcomes: list[Outcome]) -> None:
+        """Record `outcomes` (with their keys), unless another attempt took the fence."""
         self.fence.check()
         try:
-            self.results.append(outcome)
+            self.results.append_all(outcomes)
         except OSError as exc:
             raise LedgerError(f"ledger {self.journal_path}: {exc.strerror or exc}", exc) from exc
 

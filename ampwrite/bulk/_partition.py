@@ -3,14 +3,16 @@ distributed load (see `ampwrite.bulk._ledger` for what the ledger holds and guar
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeAlias
 
-import attrs
-
 from ..core import Core
-from ._engine import write_many
+from ._engine import BulkWrites, write_many
+from ._judge import short
 from ._ledger import (
     Attempt,
     Key,
@@ -124,7 +126,16 @@ class _Keyed:
                 before = earlier.get(key)
                 if before is not None:
                     if before.status in FINAL_STATUSES or not self.resend_unknown:
-                        self.direct.append(attrs.evolve(before, index=index))
+                        self.direct.append(
+                            Outcome(
+                                index,
+                                before.status,
+                                before.record_id,
+                                before.error,
+                                before.operation_id,
+                                key,
+                            )
+                        )
                         continue
                     self.resent.add(key)
             self.positions[position] = (index, key)
@@ -138,32 +149,82 @@ class _Keyed:
         if self.user_on_send is not None:
             self.user_on_send(positions)
 
-    def run(self, writes: Any, attempt: Attempt | None) -> list[Outcome]:
+    def run(self, writes: BulkWrites, attempt: Attempt | None) -> list[Outcome]:
+        """Iterate `writes` to the end. The outcomes are mapped back (and recorded in the
+        ledger) off the consuming thread, which hands out the next batches only once it has
+        taken the outcomes ready: the less it does per outcome, the sooner they go."""
         self.attempt = attempt
-        reported: list[Outcome] = []
+        if attempt is None:
+            taken = list(writes)
+            return sorted([*self.direct, *map(self.mapped, taken)], key=lambda o: o.index)
+        recorder = _Recorder(self, attempt, writes)
         problem: LedgerError | None = None
         ended = False  # every request sent has its outcome reported
         try:
             try:
                 for outcome in writes:
-                    index, key = self.positions.pop(outcome.index)
-                    outcome = attrs.evolve(outcome, index=index, key=key)
-                    if key in self.resent:
-                        outcome = after_unknown(outcome)
-                    if attempt is not None and problem is None:
-                        try:
-                            attempt.settled(outcome)
-                        except LedgerError as exc:  # send no more; report what comes
-                            problem = exc
-                            writes.stop()
-                    reported.append(outcome)
+                    recorder.queue.put(outcome)
                 ended = True
             except LedgerError as exc:  # from `sent`: that request was not sent
-                problem = problem or exc
+                problem = exc
                 ended = True
         finally:
-            if attempt is not None:
-                attempt.close(complete=ended and problem is None)
+            reported = recorder.finish()
+            problem = problem or recorder.problem
+            attempt.close(complete=ended and problem is None)
         if problem is not None:
             raise problem
         return sorted([*self.direct, *reported], key=lambda o: o.index)
+
+    def mapped(self, outcome: Outcome) -> Outcome:
+        """`write_many`'s outcome with the record's input index and key."""
+        index, key = self.positions.pop(outcome.index)
+        # not attrs.evolve: several times slower, and this runs once per record
+        outcome = Outcome(
+            index, outcome.status, outcome.record_id, outcome.error, outcome.operation_id, key
+        )
+        return after_unknown(outcome) if key in self.resent else outcome
+
+
+class _Recorder:
+    """A thread that maps outcomes back and appends them to the ledger as they come, a
+    chunk per write. If the ledger cannot be written, the run is stopped (nothing more is
+    sent) and `problem` says why; the outcomes are still mapped and returned."""
+
+    def __init__(self, keyed: _Keyed, attempt: Attempt, writes: BulkWrites) -> None:
+        self.keyed = keyed
+        self.attempt = attempt
+        self.writes = writes
+        self.queue: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self.reported: list[Outcome] = []
+        self.problem: LedgerError | None = None
+        self.thread = threading.Thread(target=self._serve, name="ampwrite-ledger", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        ended = False
+        while not ended:
+            chunk = [self.queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(chunk) < 1000:
+                    chunk.append(self.queue.get_nowait())
+            ended = chunk[-1] is None
+            try:
+                outcomes = [self.keyed.mapped(o) for o in chunk if o is not None]
+                self.reported.extend(outcomes)
+                if outcomes and self.problem is None:
+                    self.attempt.settled(outcomes)
+            except Exception as exc:  # send no more; the outcomes still come
+                if self.problem is None:
+                    self.problem = (
+                        exc
+                        if isinstance(exc, LedgerError)
+                        else LedgerError(f"recording outcomes failed: {short(exc)}")
+                    )
+                self.writes.stop()
+
+    def finish(self) -> list[Outcome]:
+        """Wait for every outcome put so far to be handled; the outcomes, mapped."""
+        self.queue.put(None)
+        self.thread.join()
+        return self.reported
