@@ -193,7 +193,7 @@ class ResultsFile:
 class Journal:
     """`RESULTS.inflight`: the keys of each request (one JSON list per line), appended,
     flushed and fsync'd just before it is first sent, from the writer threads. `check`, if
-    given, is called first under the journal's lock, and may raise to refuse the append.
+    given, is called before each append, and may raise to refuse it.
 
     A run that ends in any way it controls has recorded an outcome for every key it lists
     and removes it. So a journal found by a later run means the earlier one was killed (or
@@ -228,10 +228,10 @@ class Journal:
         """Returns once the line is durable. Raises `LedgerError` (nothing may be sent then),
         or what `check` raises. Writers that come together share one fsync: each waits for
         the one under way, which may already cover its line."""
+        if self._check is not None:
+            self._check()  # before the line, and outside the lock: writers check at once
         try:
             with self._lock:
-                if self._check is not None:
-                    self._check()
                 self._handle.write(json.dumps(keys) + "\n")
                 self._handle.flush()
                 self._written += 1
