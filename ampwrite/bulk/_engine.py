@@ -362,6 +362,10 @@ class _Run:
         self.presses = 0  # Ctrl-Cs and KeyboardInterrupts met: the second abandons the run
         self.counted = False  # the KeyboardInterrupt under way was counted by `_CtrlC`
         self.reading = False  # the consuming thread is in the caller's input iterator
+        # 1: one batch more than `concurrency` is read ahead, and every batch is announced to
+        # `on_send` by the consuming thread when it is read (so a journal's fsync overlaps
+        # the requests in flight) rather than by its writer; set by `write_partition`'s ledger
+        self.ahead = 0
 
     def stop(self) -> None:
         """Safe in a signal handler: the consuming thread takes the locks used here only in
@@ -421,11 +425,11 @@ class _Run:
                     while (
                         not exhausted
                         and not self.stopping.is_set()
-                        and in_flight < self.concurrency
+                        and in_flight < self.concurrency + self.ahead
                         and len(ready) < self.batch_size  # outcomes waiting bound the memory too
                     ):
                         items, exhausted = self._take(source, ready)
-                        if items:
+                        if items and (not self.ahead or self._announce(tuple(items))):
                             in_flight += 1
                             writers.give(items, busy=in_flight)
                     if exhausted or self.stopping.is_set():
@@ -515,7 +519,7 @@ class _Run:
         settled: list[Outcome] = []
         try:
             groups: deque[_Group] = deque([_Group(tuple(items))])
-            announce = self.on_send is not None  # the first group holds every item
+            announce = self.on_send is not None and not self.ahead  # the first group: all
             while groups:
                 outcomes, more = self._write_group(groups.popleft(), announce=announce)
                 announce = False

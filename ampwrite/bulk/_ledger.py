@@ -12,7 +12,9 @@ One mechanism, two users:
 The rules, in one place:
 
 - a request's keys are appended to the journal, flushed and fsync'd, before it is sent; if
-  that fails, it is not sent (`LedgerError`);
+  that fails, it is not sent (`LedgerError`). `write_partition` journals each batch as it
+  is read, one batch ahead of the writers, so the fsync overlaps the requests in flight
+  (a batch journaled and never sent, its attempt dead first, comes back unknown);
 - each outcome is appended to the results file as it arrives (flushed; fsync'd when the
   attempt ends), and the last line of a key counts;
 - an attempt starts by reading both: a key with a final outcome (written, accepted, failed) is

@@ -90,6 +90,7 @@ def write_keyed(
             return write.run(writes, None)
         assert partition is not None
         attempt = ledger.attempt(partition, target_of(options), fence_timeout=fence_timeout)
+        writes._run.ahead = 1  # journal each batch while the requests before it are in flight
         write.user_on_send = options.get("on_send")
         return write.run(writes, attempt)
 
