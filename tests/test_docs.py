@@ -4,7 +4,8 @@ The snippets of one page share a namespace, as a reader would run them one after
 `AMPERSAND_API_KEY`, `AMPERSAND_SERVER_URL` and `AMPERSAND_PLATFORM_URL` point at the
 `ampwrite_sandbox` fixture, so
 `Core()` in a snippet talks to it. A snippet that defines `test_*` functions has them called
-with the plugin's fixtures, as pytest would.
+with the plugin's fixtures, as pytest would. A snippet fenced as ```` ```python TAG ````
+(`spark`, `dask`) needs that engine: the engine's own tests run it (`run_tagged_snippets`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,20 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def _snippets(page: pathlib.Path) -> list[tuple[int, str]]:
+def _snippets(page: pathlib.Path, block: re.Pattern[str] = BLOCK) -> list[tuple[int, str]]:
     text = page.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start(1)) + 1, m.group(1)) for m in BLOCK.finditer(text)]
+    return [(text.count("\n", 0, m.start(1)) + 1, m.group(1)) for m in block.finditer(text)]
+
+
+def run_tagged_snippets(page: pathlib.Path, tag: str, namespace: dict[str, Any]) -> int:
+    """Run the snippets fenced as ```` ```python TAG ```` (they need an engine, Spark or
+    Dask: the engine's tests run them, with the names the page says they rely on in
+    `namespace`). Returns how many ran."""
+    block = re.compile(rf"^```python {re.escape(tag)}\n(.*?)^```", re.MULTILINE | re.DOTALL)
+    found = _snippets(page, block)
+    for line, code in found:
+        exec(compile("\n" * (line - 1) + code, str(page), "exec"), namespace)
+    return len(found)
 
 
 def test_every_page_has_snippets() -> None:

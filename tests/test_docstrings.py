@@ -80,14 +80,7 @@ def _missing(module_name: str) -> list[str]:
     return missing
 
 
-KNOWN_GAPS: dict[str, set[str]] = {
-    # in ampwrite/bulk/_engine.py, which is being reworked elsewhere: fill these in there
-    "ampwrite.bulk": {
-        "ampwrite.bulk.BulkWrites.progress",
-        "ampwrite.bulk.BulkWrites: parameter `run` in the class docstring",
-        "ampwrite.bulk.BulkWrites: parameter `follower` in the class docstring",
-    },
-}
+KNOWN_GAPS: dict[str, set[str]] = {}
 
 
 @pytest.mark.parametrize("module_name", MODULES)

@@ -17,6 +17,7 @@ every writer. See docs/bulk.md. Not imported by ``import ampwrite``.
 from __future__ import annotations
 
 from ._engine import DEFAULT_RETRIES, BulkWrites, write_many, write_partition
+from ._ledger import FencedOut, Ledger, LedgerBusy, LedgerError
 from ._outcome import FINAL_STATUSES, STATUSES, Outcome, Progress, Status
 
 __all__ = [
@@ -24,6 +25,10 @@ __all__ = [
     "FINAL_STATUSES",
     "STATUSES",
     "BulkWrites",
+    "FencedOut",
+    "Ledger",
+    "LedgerBusy",
+    "LedgerError",
     "Outcome",
     "Progress",
     "Status",

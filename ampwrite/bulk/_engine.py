@@ -10,6 +10,7 @@ yielded as batches finish (not in input order; each carries its input `index`).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import random
 import signal
@@ -19,7 +20,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence, Sized
 from types import TracebackType
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
@@ -44,6 +45,9 @@ from ._judge import (
 )
 from ._outcome import Outcome, Progress, Status
 from ._throttle import EXPIRED, STOPPED, TRIPPED, Answer, Throttle, Ticket
+
+if TYPE_CHECKING:
+    from ._ledger import Ledger
 
 __all__ = ["DEFAULT_RETRIES", "BulkWrites", "write_many", "write_partition"]
 
@@ -163,14 +167,54 @@ def write_many(
     return BulkWrites(run, follower)
 
 
-def write_partition(core: Core, records: Iterable[Any], /, **options: Any) -> list[Outcome]:
+def write_partition(
+    core: Core,
+    records: Iterable[Any],
+    /,
+    *,
+    key: str | Callable[[Any], object] | None = None,
+    ledger: str | os.PathLike[str] | Ledger | None = None,
+    partition: str | int | None = None,
+    resend_unknown: bool = False,
+    fence_timeout: float = 600.0,
+    **options: Any,
+) -> list[Outcome]:
     """`write_many` run to the end, its outcomes as a list: the unit of work to send to a
     process pool, a Dask or a Spark worker (the `Core` and the outcomes pickle).
 
-    `index` is the position within `records`. Takes the keyword arguments of `write_many`.
+    `index` is the position within `records`. Takes the keyword arguments of `write_many`,
+    and:
+
+    - `key`: a field name, or a function of the record, giving each record a stable key
+      (a `str` or an `int`) that its `Outcome.key` carries; a record without one fails
+      (`error` says why) and is not sent;
+    - `ledger` (needs `key` and `partition`): a directory every attempt of this partition
+      reaches. Each request's keys are journaled (fsync'd) before it is sent and each
+      outcome recorded as it comes; an attempt first reads what earlier ones left: a key
+      with a final outcome (written, accepted, failed) is not sent again and gets that
+      outcome, a key sent without a recorded outcome is reported "unknown" and not sent
+      again unless `resend_unknown=True`. Two records of a partition with one key: the
+      second fails. Attempts of one partition are fenced: one waits (at most
+      `fence_timeout` seconds, then `LedgerBusy`) while another runs. The outcomes are
+      sorted by `index`. Raises `LedgerError` when the ledger cannot be read or written
+      (nothing more is sent; what was sent is journaled), `ValueError` for a ledger made for
+      another write. See docs/distributed.md.
     """
-    with write_many(core, records, **options) as outcomes:
-        return list(outcomes)
+    if key is None and ledger is None:
+        with write_many(core, records, **options) as outcomes:
+            return list(outcomes)
+    from ._partition import write_keyed
+
+    return write_keyed(
+        core,
+        records,
+        key=key,
+        ledger=ledger,
+        partition=partition,
+        resend_unknown=resend_unknown,
+        fence_timeout=fence_timeout,
+        options=options,
+    )
 
 
 class BulkWrites(Iterator[Outcome]):
@@ -189,6 +233,9 @@ class BulkWrites(Iterator[Outcome]):
     and `KeyboardInterrupt` is raised once the outcomes of the requests in flight are
     yielded; a second is raised at once. One that comes while the program's own code runs
     (its loop body) is raised there, as usual, and stops the run too (see `_CtrlC`).
+
+    Made by `write_many`, from its `run` and, with `wait=True`, the `follower` that settles
+    accepted records by reading their operations.
     """
 
     def __init__(self, run: _Run, follower: Follower | None = None) -> None:
@@ -220,6 +267,7 @@ class BulkWrites(Iterator[Outcome]):
 
     @property
     def progress(self) -> Progress:
+        """A `Progress` snapshot of the run."""
         return self._run.snapshot()
 
     def __enter__(self) -> BulkWrites:
@@ -318,6 +366,10 @@ class _Run:
         self.presses = 0  # Ctrl-Cs and KeyboardInterrupts met: the second abandons the run
         self.counted = False  # the KeyboardInterrupt under way was counted by `_CtrlC`
         self.reading = False  # the consuming thread is in the caller's input iterator
+        # 1: one batch more than `concurrency` is read ahead, and every batch is announced to
+        # `on_send` by the consuming thread when it is read (so a journal's fsync overlaps
+        # the requests in flight) rather than by its writer; set by `write_partition`'s ledger
+        self.ahead = 0
 
     def stop(self) -> None:
         """Safe in a signal handler: the consuming thread takes the locks used here only in
@@ -377,11 +429,11 @@ class _Run:
                     while (
                         not exhausted
                         and not self.stopping.is_set()
-                        and in_flight < self.concurrency
+                        and in_flight < self.concurrency + self.ahead
                         and len(ready) < self.batch_size  # outcomes waiting bound the memory too
                     ):
                         items, exhausted = self._take(source, ready)
-                        if items:
+                        if items and (not self.ahead or self._announce(tuple(items))):
                             in_flight += 1
                             writers.give(items, busy=in_flight)
                     if exhausted or self.stopping.is_set():
@@ -471,7 +523,7 @@ class _Run:
         settled: list[Outcome] = []
         try:
             groups: deque[_Group] = deque([_Group(tuple(items))])
-            announce = self.on_send is not None  # the first group holds every item
+            announce = self.on_send is not None and not self.ahead  # the first group: all
             while groups:
                 outcomes, more = self._write_group(groups.popleft(), announce=announce)
                 announce = False

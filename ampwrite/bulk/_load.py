@@ -15,7 +15,6 @@ Record numbering (`index`): JSONL counts the non-blank lines from 0; CSV counts 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -36,6 +35,15 @@ from ..core import Core, seconds_issue
 from ..errors import AmpWriteError
 from ._engine import write_many
 from ._follow import Follower
+from ._ledger import (
+    JOURNAL_SUFFIX,
+    KILLED,
+    Journal,
+    LedgerError,
+    ResultsFile,
+    after_unknown,
+    json_lines,
+)
 from ._outcome import STATUSES, Outcome
 
 __all__ = ["COLUMN_TYPES", "run_load"]
@@ -319,11 +327,7 @@ def read_results(path: str) -> States:
     others could write again one that line says was written."""
     state = States()
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                entry = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue  # a line torn by a crash, or not ours
+        for number, entry in json_lines(handle):  # a line torn by a crash is skipped
             if not isinstance(entry, dict) or entry.get("status") not in STATUSES:
                 continue  # not an outcome
             index = entry.get("index")
@@ -338,96 +342,8 @@ def read_results(path: str) -> States:
     return state
 
 
-class ResultsFile:
-    """Appends one line per outcome and flushes it at once."""
-
-    def __init__(self, path: str) -> None:
-        torn = False
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            with open(path, "rb") as existing:
-                existing.seek(-1, os.SEEK_END)
-                torn = existing.read(1) != b"\n"
-        self._handle: TextIO = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
-        if torn:  # a line cut short by a crash: end it, so the next line stands alone
-            self._handle.write("\n")
-            self._handle.flush()
-
-    def append(self, outcome: Outcome) -> None:
-        self._handle.write(json.dumps(outcome.to_json()) + "\n")
-        self._handle.flush()
-
-    def close(self) -> OSError | None:
-        """Close the file; the error if that failed (the last lines may be lost)."""
-        try:
-            self._handle.close()
-        except OSError as exc:
-            return exc
-        return None
-
-
-JOURNAL_SUFFIX: Final = ".inflight"
-
-
 class InputInterrupted(Exception):
     """Raised by the signal handler into a read of the input, so the run can stop."""
-
-
-class JournalError(Exception):
-    """The journal could not be written; nothing more was sent."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class Journal:
-    """`RESULTS.inflight`: the indices of each request, appended and flushed just before it
-    is first sent (one JSON list per line), from the writer threads.
-
-    A run that ends in any way it controls has recorded an outcome for every one of them
-    and removes the journal. So a journal found by `--resume` means the earlier run was
-    killed (or could not record outcomes): its records without a final outcome may have been
-    written, and become unknown rather than being sent again.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.complete = False  # every record it lists has its outcome recorded: remove it
-        self._lock = threading.Lock()
-        self._handle: TextIO = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-
-    @staticmethod
-    def read(path: str) -> set[int]:
-        """The indices an earlier run's journal at `path` holds (none if it has none)."""
-        found: set[int] = set()
-        try:
-            handle = open(path, "rb")  # noqa: SIM115
-        except FileNotFoundError:
-            return found
-        with handle:
-            for raw in handle:
-                try:
-                    entry = json.loads(raw)
-                except (ValueError, RecursionError):
-                    continue  # a line torn by the end of that run
-                if isinstance(entry, list):
-                    found.update(i for i in entry if _is_index(i))
-        return found
-
-    def record(self, indices: list[int]) -> None:
-        with self._lock:
-            try:
-                self._handle.write(json.dumps(indices) + "\n")
-                self._handle.flush()
-            except OSError as exc:
-                raise JournalError(exc) from exc
-
-    def close(self, *, remove: bool) -> None:
-        with contextlib.suppress(OSError):
-            self._handle.close()
-        if remove:
-            with contextlib.suppress(OSError):
-                os.remove(self.path)
 
 
 # -- progress on a terminal -------------------------------------------------------------------
@@ -536,7 +452,7 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
         try:
             if os.path.exists(ns.out):
                 state = read_results(ns.out)
-            sent_before = Journal.read(ns.out + JOURNAL_SUFFIX)
+            sent_before = Journal.read(ns.out + JOURNAL_SUFFIX, _is_index)
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename or ns.out}: {exc}") from None
     try:
@@ -593,8 +509,7 @@ def _settle_killed(results: ResultsFile, state: States, sent_before: set[int]) -
     for index in sorted(sent_before):
         if state[index] in _FINAL | {_UNKNOWN}:
             continue
-        error = "sent by an earlier run that ended before recording its outcome: may be written"
-        results.append(Outcome(index, "unknown", None, error))
+        results.append(Outcome(index, "unknown", None, KILLED))
         state[index] = _UNKNOWN
 
 
@@ -734,14 +649,8 @@ def _load(
         for outcome in writes:
             in_flight.discard(outcome.index)
             index = originals.pop(outcome.index)
-            if outcome.status == "failed" and state[index] == _UNKNOWN:
-                # resent by --retry-unknown: the earlier attempt may have written it (a
-                # duplicate-key refusal now, say), so a refusal does not settle it
-                error = f"an earlier run may have written it; then: {outcome.error or 'failed'}"
-                outcome = attrs.evolve(outcome, status="unknown", error=error[:500])
-            elif outcome.status in ("written", "accepted") and state[index] == _UNKNOWN:
-                error = "an earlier run may have written it too: check for a duplicate"
-                outcome = attrs.evolve(outcome, error=error)
+            if state[index] == _UNKNOWN:  # resent by --retry-unknown
+                outcome = after_unknown(outcome)
             settle(attrs.evolve(outcome, index=index))
     except InputInterrupted:  # the first signal came while the input was read
         pass
@@ -750,7 +659,7 @@ def _load(
         abandoned = True
     except OSError as exc:  # reading the input failed part way; what was sent is recorded
         read_error = exc
-    except JournalError as exc:  # nothing more was sent; what was sent is recorded
+    except LedgerError as exc:  # the journal: nothing more was sent; what was sent is recorded
         journal_error = exc.error
     finally:
         _restore(previous)

@@ -26,7 +26,9 @@ class Outcome:
       written; `error` says why) or `"unknown"` (the request may or may not have written it:
       check before sending it again);
     - `error`: a short, human-readable reason for `"failed"` and `"unknown"`, else None;
-    - `operation_id`: the API's operation that carried the record, when known.
+    - `operation_id`: the API's operation that carried the record, when known;
+    - `key`: the record's own key, when the write was given one (`write_partition(...,
+      key=...)`): a `str` or an `int` that joins the outcome back to its input row.
     """
 
     index: int
@@ -34,16 +36,21 @@ class Outcome:
     record_id: str | None = None
     error: str | None = None
     operation_id: str | None = None
+    key: str | int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The outcome as a JSON-ready dict (the line format of `ampwrite load --out`)."""
-        return {
+        """The outcome as a JSON-ready dict (the line format of `ampwrite load --out`, and
+        of a ledger with `"key"`, which is left out when it is None)."""
+        data: dict[str, Any] = {
             "index": self.index,
             "status": self.status,
             "record_id": self.record_id,
             "error": self.error,
             "operation_id": self.operation_id,
         }
+        if self.key is not None:
+            data["key"] = self.key
+        return data
 
 
 @attrs.frozen(kw_only=True)
