@@ -307,8 +307,23 @@ CHUNK: Final = 64 * 1024
 def _read(
     response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float
 ) -> Answer | TransportError:
-    """The whole body, decoded, if it is at most `max_bytes`; never holds more than that."""
+    """The whole body, decoded, if it is at most `max_bytes`; never holds more than that.
+
+    An answer with a `Transfer-Encoding` is never read by its `Content-Length` (RFC 9112
+    §6.3: the first overrides the second). It is read as chunked when that is all it says, in
+    HTTP/1.1 (on ampwrite's connections, one that declares a length too is then not reused:
+    see `_DeadlineHTTPResponse.begin`). Any other transfer coding (ampwrite asks for none), or
+    one in HTTP/1.0, is refused: its framing cannot be trusted."""
     declared = response.headers.get("Content-Length")
+    coding = response.headers.get("Transfer-Encoding")
+    if coding is not None:
+        if coding.strip().lower() != "chunked" or response.version < 11:
+            return _failure(
+                FailureKind.INTERRUPTED,
+                f"the answer's framing cannot be trusted (HTTP/{response.version / 10:.1f} "
+                f"with Transfer-Encoding: {coding[:100]!r})",
+            )
+        declared = None
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         return _failure(
             FailureKind.TOO_LARGE, f"the answer declares {declared} bytes, over {max_bytes}"
@@ -423,14 +438,23 @@ class _DeadlineSocket:
 
 
 class _DeadlineHTTPResponse(http.client.HTTPResponse):
-    """http.client's response, reading under the attempt's deadline, and passing over interim
-    1xx answers (102, 103, ...) as it already does for 100 Continue."""
+    """http.client's response, reading under the attempt's deadline, passing over interim
+    1xx answers (102, 103, ...) as it already does for 100 Continue, and closing the
+    connection after an answer framed two ways."""
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         deadline = _attempt.deadline
         if deadline is not None and isinstance(sock, socket.socket):
             sock = _DeadlineSocket(sock, deadline)
         super().__init__(sock, *args, **kwargs)
+
+    def begin(self) -> None:
+        super().begin()
+        if "Transfer-Encoding" in self.headers and "Content-Length" in self.headers:
+            # Framed two ways at once (RFC 9112 §6.3; `_read` reads it by the first): the
+            # connection is closed once it is read, as with `Connection: close`, so whatever
+            # the two framings disagree about cannot become the start of the next answer.
+            self.will_close = True
 
     def _read_status(self) -> tuple[str, int, str]:
         while True:
