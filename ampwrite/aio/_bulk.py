@@ -163,6 +163,8 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
         if self._pump is not None:
             return
         self._loop = asyncio.get_running_loop()
+        # running: a cancelled `aclose()` then cannot cancel it (and the next one waits on it)
+        self._ended.set_running_or_notify_cancel()
         self._pump = threading.Thread(target=self._hand_over, name="ampwrite-aio-bulk", daemon=True)
         self._pump.start()
 

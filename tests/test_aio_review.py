@@ -1,0 +1,81 @@
+"""`aio.write_many` at its edges: `aclose()` cancelled or held up by the server, a consumer
+that goes away, stops while the input is slow, several consumers, inputs that belong to the
+event loop. Each test names the promise it holds the run to (docs/asyncio.md and the
+docstrings of `ampwrite.aio`)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ampwrite import Core, aio
+from ampwrite.bulk import Outcome
+from ampwrite.sandbox import Faults, Sandbox
+
+WHERE: dict[str, Any] = {
+    "project_id_or_name": "proj",
+    "integration_id": "int",
+    "object_name": "contacts",
+    "group_ref": "group",
+}
+GUARD = 10.0
+"""Seconds after which a scenario that should end at once is taken to hang."""
+
+
+def numbered(count: int) -> Iterator[dict[str, int]]:
+    return ({"n": n} for n in range(count))
+
+
+async def collect(writes: aio.AsyncBulkWrites) -> list[Outcome]:
+    return [outcome async for outcome in writes]
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the loop run until `condition()` holds (at most `GUARD` seconds)."""
+    deadline = time.monotonic() + GUARD
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def thread_crashes(monkeypatch: pytest.MonkeyPatch) -> list[BaseException | None]:
+    """Exceptions that ended a thread while the test ran."""
+    crashes: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashes.append(args.exc_value))
+    return crashes
+
+
+# -- aclose() ------------------------------------------------------------------------------------
+
+
+def test_a_cancelled_aclose_lets_the_next_one_wait_for_the_end(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, thread_crashes: list[BaseException | None]
+) -> None:
+    """Cancelling `aclose()` (a timeout around `async with`, a second Ctrl-C) must not spoil
+    the end of the run: a later `aclose()` still waits for it, and returns."""
+    ampwrite_sandbox.set_faults(Faults(latency=0.3))
+
+    async def scenario() -> int:
+        writes = aio.write_many(
+            ampwrite_core, numbered(1_000), **WHERE, batch_size=10, concurrency=1
+        )
+        await anext(writes)
+        closing = asyncio.ensure_future(writes.aclose())
+        await asyncio.sleep(0)  # it waits for the request in flight
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        await asyncio.wait_for(writes.aclose(), GUARD)  # no CancelledError of its own
+        return len(ampwrite_sandbox.requests)
+
+    requests = asyncio.run(scenario())
+
+    assert ampwrite_sandbox.wait_idle(timeout=GUARD)
+    assert len(ampwrite_sandbox.requests) == requests, "nothing is sent once aclose returned"
+    assert thread_crashes == []
