@@ -79,3 +79,59 @@ def test_a_cancelled_aclose_lets_the_next_one_wait_for_the_end(
     assert ampwrite_sandbox.wait_idle(timeout=GUARD)
     assert len(ampwrite_sandbox.requests) == requests, "nothing is sent once aclose returned"
     assert thread_crashes == []
+
+
+def test_aclose_ends_a_throttled_run_at_once(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    """The server asks for 30 s between attempts: `aclose()` ("end now") must not wait
+    that out (nor the 10 minutes of the default retry budget), nor send again meanwhile."""
+    ampwrite_sandbox.fail_next(429, count=1_000, retry_after=30)
+
+    async def scenario() -> tuple[float, int, list[Outcome]]:
+        writes = aio.write_many(ampwrite_core, numbered(1_000), **WHERE, batch_size=10)
+        consumer = asyncio.ensure_future(collect(writes))
+        await until(lambda: writes.progress.throttled > 0, "a 429")
+        started = time.monotonic()
+        await asyncio.wait_for(writes.aclose(), GUARD)
+        took = time.monotonic() - started
+        requests = len(ampwrite_sandbox.requests)
+        return took, requests, await asyncio.wait_for(consumer, GUARD)
+
+    took, requests, outcomes = asyncio.run(scenario())
+
+    assert took < GUARD / 2
+    assert outcomes == [], "aclose: the outcomes still to come are not reported"
+    time.sleep(0.3)
+    assert len(ampwrite_sandbox.requests) == requests, "nothing is sent once aclose returned"
+
+
+def test_aclose_ends_the_following_of_operations_at_once() -> None:
+    """With `wait=True` the run follows each operation until it ends (here, a minute from
+    now): `aclose()` stops that too, as `stop()` does."""
+    with (
+        Sandbox(async_delay=60.0) as sandbox,
+        Core(sandbox.api_key, server_url=sandbox.url, platform_url=sandbox.url) as core,
+    ):
+
+        def polls() -> int:
+            return sum(entry.method == "GET" for entry in sandbox.requests)
+
+        async def scenario() -> float:
+            writes = aio.write_many(
+                core, numbered(20), **WHERE, mode="asynchronous", wait=True, batch_size=10
+            )
+            consumer = asyncio.ensure_future(collect(writes))
+            await until(lambda: polls() > 0, "the run follows its first operation")
+            started = time.monotonic()
+            await asyncio.wait_for(writes.aclose(), GUARD)
+            took = time.monotonic() - started
+            await asyncio.wait_for(consumer, GUARD)
+            return took
+
+        took = asyncio.run(scenario())
+        seen = polls()
+        time.sleep(0.3)
+
+        assert took < GUARD / 2
+        assert polls() == seen, "the following has ended"

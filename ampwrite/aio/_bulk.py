@@ -135,6 +135,7 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
         """End the run now: nothing more is sent once this returns; the outcomes of the
         requests in flight are not reported (those records may be written)."""
         self._closing.set()
+        self._run.stop()  # no waiting on the server (a 429's wait, an operation's end) either
         with self._lock:
             self._ready.clear()
             self._room.notify_all()
