@@ -135,3 +135,42 @@ def test_aclose_ends_the_following_of_operations_at_once() -> None:
 
         assert took < GUARD / 2
         assert polls() == seen, "the following has ended"
+
+
+# -- an async input that is slow ---------------------------------------------------------------
+
+
+def test_a_stop_while_the_async_input_waits_lets_the_drain_end(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    """A live feed gives ten records, then nothing for a long while. A timeout around the
+    loop stops the run; the documented drain must then end, with the ten written records,
+    not wait for the feed to give a whole batch more."""
+
+    async def scenario() -> tuple[list[Outcome], list[Outcome]]:
+        never = asyncio.Event()
+
+        async def feed() -> Any:
+            for n in range(10):
+                yield {"n": n}
+            await never.wait()
+            yield {"n": 10}
+
+        writes = aio.write_many(ampwrite_core, feed(), **WHERE, batch_size=10)
+        before: list[Outcome] = []
+
+        async def consume() -> None:
+            async for outcome in writes:
+                before.append(outcome)
+
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(consume(), 1.0)
+        drained = await asyncio.wait_for(collect(writes), GUARD)
+        return before, drained
+
+    before, drained = asyncio.run(scenario())
+
+    outcomes = before + drained
+    assert sorted(o.index for o in outcomes) == list(range(10))
+    assert {o.status for o in outcomes} == {"written"}
+    assert len(ampwrite_sandbox.records(object_name="contacts")) == 10

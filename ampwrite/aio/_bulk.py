@@ -81,6 +81,7 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
         self._source = records
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = threading.Event()  # the consumer is gone: the input stops too
+        self._stopping = threading.Event()  # `stop()`: no more input is read either
         batch = options.get("batch_size", 100)
         # outcomes handed over and not yet taken, at most: a consumer that falls behind (or
         # stops iterating) holds the run back, as a synchronous one does
@@ -129,6 +130,7 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
 
     def stop(self) -> None:
         """Send nothing more; the outcomes of the requests in flight are still yielded."""
+        self._stopping.set()
         self._run.stop()
 
     async def aclose(self) -> None:
@@ -196,24 +198,27 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
             _wake(waiter)
             self._ended.set_result(None)
 
+    def _ended_input(self) -> bool:
+        """Whether the run needs no more input: it was stopped, or the consumer is gone."""
+        return self._stopping.is_set() or self._closing.is_set()
+
     def _pulled(self, records: AsyncIterable[Any], count: int) -> Iterator[Any]:
         """The async iterable as a plain iterator for the run's thread: a batch's worth is
         read on the event loop, in one step, each time the run asks for more."""
         iterator = aiter(records)
         while True:
             loop = self._loop
-            if loop is None or loop.is_closed():
+            if loop is None or loop.is_closed() or self._ended_input():
                 return
             pending = asyncio.run_coroutine_threadsafe(_read(iterator, count), loop)
             while True:
-                if self._closing.is_set() or loop.is_closed():
-                    pending.cancel()
-                    return
                 try:
                     items, exhausted, failure = pending.result(_LOOK)
                     break
                 except FutureTimeout:
-                    continue
+                    if self._ended_input() or loop.is_closed():
+                        pending.cancel()  # a slow input must not hold a stopped run back
+                        return
             yield from items
             if failure is not None:
                 raise failure  # as a plain iterator would: the run reports it at its end
