@@ -174,3 +174,21 @@ def test_a_stop_while_the_async_input_waits_lets_the_drain_end(
     assert sorted(o.index for o in outcomes) == list(range(10))
     assert {o.status for o in outcomes} == {"written"}
     assert len(ampwrite_sandbox.records(object_name="contacts")) == 10
+
+
+# -- consumers ------------------------------------------------------------------------------------
+
+
+def test_several_tasks_may_share_one_run(ampwrite_core: Core, ampwrite_sandbox: Sandbox) -> None:
+    """Worker tasks taking outcomes from one run: each outcome goes to one of them, and
+    every one of them sees the end (none is left waiting on a wake-up that went elsewhere)."""
+    ampwrite_sandbox.set_faults(Faults(latency=0.02))
+
+    async def scenario() -> list[list[Outcome]]:
+        writes = aio.write_many(ampwrite_core, numbered(200), **WHERE, batch_size=10)
+        return await asyncio.wait_for(asyncio.gather(*(collect(writes) for _ in range(3))), GUARD)
+
+    taken = asyncio.run(scenario())
+
+    indexes = sorted(o.index for outcomes in taken for o in outcomes)
+    assert indexes == list(range(200))

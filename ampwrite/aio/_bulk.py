@@ -23,7 +23,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from ..bulk import BulkWrites, Outcome, Progress
 from ..bulk import write_many as bulk_write_many
@@ -32,6 +32,7 @@ from ..core import Core
 __all__ = ["AsyncBulkWrites", "write_many"]
 
 _LOOK: Final = 0.1  # seconds between looks at whether the run is over, while reading input
+_Waiter: TypeAlias = "tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]"
 
 
 def write_many(
@@ -95,7 +96,9 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # the pump waits here for the consumer
         self._ready: deque[Outcome] = deque()
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        # the consumers waiting for an outcome (several tasks may share a run), each woken to
+        # look again at every hand-over
+        self._waiters: list[_Waiter] = []
         self._over = False  # the pump has handed over everything it will
         self._failure: BaseException | None = None  # raised once the outcomes are taken
         self._ended: Future[None] = Future()  # the pump's thread has let go of the run
@@ -121,10 +124,12 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
                     raise StopAsyncIteration
                 loop = asyncio.get_running_loop()
                 waiter = loop.create_future()
-                self._waiter = (loop, waiter)
+                self._waiters.append((loop, waiter))
             try:
                 await waiter
             except asyncio.CancelledError:
+                with self._lock, contextlib.suppress(ValueError):
+                    self._waiters.remove((loop, waiter))
                 self.stop()  # outcomes of the requests in flight stay for the next iteration
                 raise
 
@@ -184,8 +189,8 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
                     if self._closing.is_set():
                         break
                     self._ready.append(outcome)
-                    waiter, self._waiter = self._waiter, None
-                _wake(waiter)
+                    waiters, self._waiters = self._waiters, []
+                _wake(waiters)
         except BaseException as exc:  # the caller's input or on_send failed: raised in order
             failure = exc
         finally:
@@ -194,8 +199,8 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
             with self._lock:
                 self._over = True
                 self._failure = None if self._closing.is_set() else failure
-                waiter, self._waiter = self._waiter, None
-            _wake(waiter)
+                waiters, self._waiters = self._waiters, []
+            _wake(waiters)
             self._ended.set_result(None)
 
     def _ended_input(self) -> bool:
@@ -241,12 +246,10 @@ async def _read(
     return items, False, None
 
 
-def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None) -> None:
-    if waiter is None:
-        return
-    loop, future = waiter
-    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there
-        loop.call_soon_threadsafe(_resolve, future)
+def _wake(waiters: list[_Waiter]) -> None:
+    for loop, future in waiters:
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there
+            loop.call_soon_threadsafe(_resolve, future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
