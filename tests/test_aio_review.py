@@ -192,3 +192,39 @@ def test_several_tasks_may_share_one_run(ampwrite_core: Core, ampwrite_sandbox: 
 
     indexes = sorted(o.index for outcomes in taken for o in outcomes)
     assert indexes == list(range(200))
+
+
+# -- async inputs belong to their event loop -----------------------------------------------------
+
+
+class Cursor:
+    """An async cursor in the style of database drivers: `__aiter__` binds it to the running
+    loop (and so must be called on it), `__anext__` gives rows."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.given = 0
+
+    def __aiter__(self) -> Cursor:
+        self.loop = asyncio.get_running_loop()
+        return self
+
+    async def __anext__(self) -> dict[str, int]:
+        assert asyncio.get_running_loop() is self.loop
+        if self.given == self.rows:
+            raise StopAsyncIteration
+        self.given += 1
+        return {"n": self.given - 1}
+
+
+def test_an_async_iterable_is_opened_on_the_event_loop(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    async def scenario() -> list[Outcome]:
+        return await collect(aio.write_many(ampwrite_core, Cursor(25), **WHERE, batch_size=10))
+
+    outcomes = asyncio.run(scenario())
+
+    assert sorted(o.index for o in outcomes) == list(range(25))
+    assert {o.status for o in outcomes} == {"written"}

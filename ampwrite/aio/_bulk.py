@@ -210,12 +210,12 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
     def _pulled(self, records: AsyncIterable[Any], count: int) -> Iterator[Any]:
         """The async iterable as a plain iterator for the run's thread: a batch's worth is
         read on the event loop, in one step, each time the run asks for more."""
-        iterator = aiter(records)
+        source = _Input(records)
         while True:
             loop = self._loop
             if loop is None or loop.is_closed() or self._ended_input():
                 return
-            pending = asyncio.run_coroutine_threadsafe(_read(iterator, count), loop)
+            pending = asyncio.run_coroutine_threadsafe(_read(source, count), loop)
             while True:
                 try:
                     items, exhausted, failure = pending.result(_LOOK)
@@ -231,14 +231,23 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
                 return
 
 
-async def _read(
-    iterator: AsyncIterator[Any], count: int
-) -> tuple[list[Any], bool, Exception | None]:
-    """Up to `count` items of `iterator`, whether it is exhausted, and what it raised."""
+class _Input:
+    """The caller's async iterable, opened (`aiter`) on the event loop at its first read: an
+    async cursor may bind itself to the running loop then."""
+
+    def __init__(self, records: AsyncIterable[Any]) -> None:
+        self.records = records
+        self.iterator: AsyncIterator[Any] | None = None
+
+
+async def _read(source: _Input, count: int) -> tuple[list[Any], bool, Exception | None]:
+    """Up to `count` items of `source`, whether it is exhausted, and what it raised."""
     items: list[Any] = []
     try:
+        if source.iterator is None:
+            source.iterator = aiter(source.records)
         while len(items) < count:
-            items.append(await anext(iterator))
+            items.append(await anext(source.iterator))
     except StopAsyncIteration:
         return items, True, None
     except Exception as exc:  # the caller's iterator: its failure ends the input
