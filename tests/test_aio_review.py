@@ -228,3 +228,37 @@ def test_an_async_iterable_is_opened_on_the_event_loop(
 
     assert sorted(o.index for o in outcomes) == list(range(25))
     assert {o.status for o in outcomes} == {"written"}
+
+
+def test_an_async_input_whose_loop_closes_is_not_taken_for_its_end(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    """An async input is read on the loop that first iterated the run. When that loop
+    closes (its `asyncio.run` returned) before the input ended, iterating the run on another
+    loop must not end as if every record had been given: the input failed, and says why."""
+
+    async def feed() -> Any:
+        for n in range(100):
+            await asyncio.sleep(0)
+            yield {"n": n}
+
+    writes = aio.write_many(ampwrite_core, feed(), **WHERE, batch_size=10, concurrency=1)
+
+    async def some() -> list[Outcome]:
+        return [await anext(writes) for _ in range(5)]
+
+    async def rest() -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with pytest.raises(RuntimeError, match="event loop"):
+            async for outcome in writes:
+                outcomes.append(outcome)
+        return outcomes
+
+    outcomes = asyncio.run(some())
+    outcomes += asyncio.run(asyncio.wait_for(rest(), GUARD))
+
+    indexes = [o.index for o in outcomes]
+    assert len(indexes) == len(set(indexes)) < 100
+    assert ampwrite_sandbox.wait_idle(timeout=GUARD)
+    stored = {r["n"] for r in ampwrite_sandbox.records(object_name="contacts")}
+    assert {o.index for o in outcomes if o.status == "written"} == stored

@@ -20,6 +20,7 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
@@ -32,6 +33,10 @@ from ..core import Core
 __all__ = ["AsyncBulkWrites", "write_many"]
 
 _LOOK: Final = 0.1  # seconds between looks at whether the run is over, while reading input
+_LOOP_GONE: Final = (
+    "the async input was not read to its end: the event loop that reads it (the one that"
+    " first iterated the run) closed or cancelled the read"
+)
 _Waiter: TypeAlias = "tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]"
 
 
@@ -209,21 +214,37 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
 
     def _pulled(self, records: AsyncIterable[Any], count: int) -> Iterator[Any]:
         """The async iterable as a plain iterator for the run's thread: a batch's worth is
-        read on the event loop, in one step, each time the run asks for more."""
+        read on the event loop, in one step, each time the run asks for more. If that loop
+        closes (or cancels the read) before the input ended, the input fails: it is not
+        taken for ended, as if every record had been given."""
         source = _Input(records)
         while True:
             loop = self._loop
-            if loop is None or loop.is_closed() or self._ended_input():
+            if self._ended_input():
                 return
-            pending = asyncio.run_coroutine_threadsafe(_read(source, count), loop)
+            if loop is None or loop.is_closed():
+                raise RuntimeError(_LOOP_GONE)
+            read = _read(source, count)
+            try:
+                pending = asyncio.run_coroutine_threadsafe(read, loop)
+            except RuntimeError:  # the loop closed just now
+                read.close()
+                raise RuntimeError(_LOOP_GONE) from None
             while True:
                 try:
                     items, exhausted, failure = pending.result(_LOOK)
                     break
                 except FutureTimeout:
-                    if self._ended_input() or loop.is_closed():
+                    if self._ended_input():
                         pending.cancel()  # a slow input must not hold a stopped run back
                         return
+                    if loop.is_closed():
+                        pending.cancel()
+                        raise RuntimeError(_LOOP_GONE) from None
+                except FutureCancelled:  # the loop cancelled it: `asyncio.run` ending, say
+                    if self._ended_input():
+                        return
+                    raise RuntimeError(_LOOP_GONE) from None
             yield from items
             if failure is not None:
                 raise failure  # as a plain iterator would: the run reports it at its end
