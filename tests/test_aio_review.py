@@ -6,6 +6,7 @@ docstrings of `ampwrite.aio`)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -135,6 +136,37 @@ def test_aclose_ends_the_following_of_operations_at_once() -> None:
 
         assert took < GUARD / 2
         assert polls() == seen, "the following has ended"
+
+
+def _run_threads() -> set[threading.Thread]:
+    """The threads of `write_many` runs: their pumps and writers."""
+    names = ("ampwrite-aio-bulk", "ampwrite-bulk-")
+    return {t for t in threading.enumerate() if t.name.startswith(names)}
+
+
+def test_a_run_its_consumer_dropped_ends_and_lets_its_threads_go(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    """A loop left with `break` and no `async with`: the run is dropped, as a dropped
+    `BulkWrites` is, it must end (nothing more sent) and its threads with it, not wait
+    for its consumer for ever, holding a pump, its writers and their outcomes."""
+    ampwrite_sandbox.set_faults(Faults(latency=0.05))
+    before = _run_threads()
+
+    async def scenario() -> None:
+        async for _ in aio.write_many(ampwrite_core, numbered(100_000), **WHERE, batch_size=10):
+            break
+
+    asyncio.run(scenario())
+    gc.collect()
+    deadline = time.monotonic() + GUARD
+    while _run_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert not _run_threads() - before, "the run's threads ended"
+    requests = len(ampwrite_sandbox.requests)
+    time.sleep(0.3)
+    assert len(ampwrite_sandbox.requests) == requests < 100
 
 
 # -- an async input that is slow ---------------------------------------------------------------

@@ -10,7 +10,8 @@ Cancelling the consumer while it waits for an outcome stops the run (nothing mor
 and keeps the outcomes of the requests in flight: iterate again to receive them, then the
 iteration ends. A consumer that stops iterating holds the run back: at most a batch of
 outcomes waits for it, besides the requests in flight. `aclose()`
-(leaving an `async with` block) ends the run at once, as `BulkWrites.close()` does.
+(leaving an `async with` block) ends the run at once, as `BulkWrites.close()` does; so does
+dropping the run without it (a `break` out of `async for`), as with a dropped `BulkWrites`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from concurrent.futures import CancelledError as FutureCancelled
@@ -84,30 +86,17 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
     def __init__(
         self, core: Core, records: Iterable[Any] | AsyncIterable[Any], options: dict[str, Any]
     ) -> None:
-        self._source = records
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing = threading.Event()  # the consumer is gone: the input stops too
-        self._stopping = threading.Event()  # `stop()`: no more input is read either
         batch = options.get("batch_size", 100)
         # outcomes handed over and not yet taken, at most: a consumer that falls behind (or
         # stops iterating) holds the run back, as a synchronous one does
-        self._room_for = batch if isinstance(batch, int) and batch > 0 else 1
-        source: Iterable[Any]
-        if isinstance(records, AsyncIterable):
-            source = self._pulled(records, self._room_for)
-        else:
-            source = records
-        self._run: BulkWrites = bulk_write_many(core, source, **options)
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)  # the pump waits here for the consumer
-        self._ready: deque[Outcome] = deque()
-        # the consumers waiting for an outcome (several tasks may share a run), each woken to
-        # look again at every hand-over
-        self._waiters: list[_Waiter] = []
-        self._over = False  # the pump has handed over everything it will
-        self._failure: BaseException | None = None  # raised once the outcomes are taken
-        self._ended: Future[None] = Future()  # the pump's thread has let go of the run
+        pipe = _Pipe(batch if isinstance(batch, int) and batch > 0 else 1)
+        source = pipe.pulled(records) if isinstance(records, AsyncIterable) else records
+        pipe.run = bulk_write_many(core, source, **options)
+        self._pipe = pipe
         self._pump: threading.Thread | None = None
+        # dropped without `aclose()` (a `break` out of `async for`): the run ends, as a
+        # dropped `BulkWrites` does. The pump and the input hold the pipe, never this object.
+        weakref.finalize(self, pipe.close)
 
     # -- the consumer, on the event loop ------------------------------------------------------
 
@@ -116,50 +105,47 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
 
     async def __anext__(self) -> Outcome:
         self._start()
+        pipe = self._pipe
         while True:
-            with self._lock:
-                if self._ready:
-                    outcome = self._ready.popleft()
-                    self._room.notify()
+            with pipe.lock:
+                if pipe.ready:
+                    outcome = pipe.ready.popleft()
+                    pipe.room.notify()
                     return outcome
-                if self._over:
-                    failure, self._failure = self._failure, None
+                if pipe.over:
+                    failure, pipe.failure = pipe.failure, None
                     if failure is not None:
                         raise failure
                     raise StopAsyncIteration
                 loop = asyncio.get_running_loop()
                 waiter = loop.create_future()
-                self._waiters.append((loop, waiter))
+                pipe.waiters.append((loop, waiter))
             try:
                 await waiter
             except asyncio.CancelledError:
-                with self._lock, contextlib.suppress(ValueError):
-                    self._waiters.remove((loop, waiter))
+                with pipe.lock, contextlib.suppress(ValueError):
+                    pipe.waiters.remove((loop, waiter))
                 self.stop()  # outcomes of the requests in flight stay for the next iteration
                 raise
 
     def stop(self) -> None:
         """Send nothing more; the outcomes of the requests in flight are still yielded."""
-        self._stopping.set()
-        self._run.stop()
+        self._pipe.stopping.set()
+        self._pipe.run.stop()
 
     async def aclose(self) -> None:
         """End the run now: nothing more is sent once this returns; the outcomes of the
         requests in flight are not reported (those records may be written)."""
-        self._closing.set()
-        self._run.stop()  # no waiting on the server (a 429's wait, an operation's end) either
-        with self._lock:
-            self._ready.clear()
-            self._room.notify_all()
+        self._pipe.close()
         if self._pump is None:
-            self._run.close()
+            self._pipe.run.close()
             return
-        await asyncio.wrap_future(self._ended)
+        await asyncio.wrap_future(self._pipe.ended)
 
     @property
     def progress(self) -> Progress:
         """A `Progress` snapshot of the run (counted as the run hands outcomes over)."""
-        return self._run.progress
+        return self._pipe.run.progress
 
     async def __aenter__(self) -> AsyncBulkWrites:
         return self
@@ -175,56 +161,91 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
     def _start(self) -> None:
         if self._pump is not None:
             return
-        self._loop = asyncio.get_running_loop()
+        self._pipe.loop = asyncio.get_running_loop()
         # running: a cancelled `aclose()` then cannot cancel it (and the next one waits on it)
-        self._ended.set_running_or_notify_cancel()
-        self._pump = threading.Thread(target=self._hand_over, name="ampwrite-aio-bulk", daemon=True)
+        self._pipe.ended.set_running_or_notify_cancel()
+        self._pump = threading.Thread(
+            target=self._pipe.hand_over, name="ampwrite-aio-bulk", daemon=True
+        )
         self._pump.start()
+
+
+class _Pipe:
+    """What the consumer, on the event loop, and the pump, on its own thread, share: the run,
+    the outcomes handed over and not yet taken, the consumers waiting for one."""
+
+    run: BulkWrites
+
+    def __init__(self, room_for: int) -> None:
+        self.room_for = room_for
+        self.loop: asyncio.AbstractEventLoop | None = None  # the one that reads an async input
+        self.closing = threading.Event()  # the consumer is gone: the input stops too
+        self.stopping = threading.Event()  # `stop()`: no more input is read either
+        # reentrant: `close` may run in a finalizer, on a thread that holds it already
+        self.lock = threading.RLock()
+        self.room = threading.Condition(self.lock)  # the pump waits here for the consumer
+        self.ready: deque[Outcome] = deque()
+        # the consumers waiting for an outcome (several tasks may share a run), each woken to
+        # look again at every hand-over
+        self.waiters: list[_Waiter] = []
+        self.over = False  # the pump has handed over everything it will
+        self.failure: BaseException | None = None  # raised once the outcomes are taken
+        self.ended: Future[None] = Future()  # the pump's thread has let go of the run
+
+    def close(self) -> None:
+        """The consumer is gone (`aclose()`, or it was dropped): stop the run, no waiting
+        on the server (a 429's wait, an operation's end) either, and drop what it handed
+        over; the pump lets go of the run at its next outcome."""
+        self.closing.set()
+        self.run.stop()
+        with self.lock:
+            self.ready.clear()
+            self.room.notify_all()
 
     # -- the pump, on its own thread ----------------------------------------------------------
 
-    def _hand_over(self) -> None:
+    def hand_over(self) -> None:
         """Iterate the run, handing each outcome to the consumer as room allows."""
         failure: BaseException | None = None
         try:
-            for outcome in self._run:
-                with self._room:
-                    while len(self._ready) >= self._room_for and not self._closing.is_set():
-                        self._room.wait()
-                    if self._closing.is_set():
+            for outcome in self.run:
+                with self.room:
+                    while len(self.ready) >= self.room_for and not self.closing.is_set():
+                        self.room.wait()
+                    if self.closing.is_set():
                         break
-                    self._ready.append(outcome)
-                    waiters, self._waiters = self._waiters, []
+                    self.ready.append(outcome)
+                    waiters, self.waiters = self.waiters, []
                 _wake(waiters)
         except BaseException as exc:  # the caller's input or on_send failed: raised in order
             failure = exc
         finally:
-            if self._closing.is_set():
-                self._run.close()
-            with self._lock:
-                self._over = True
-                self._failure = None if self._closing.is_set() else failure
-                waiters, self._waiters = self._waiters, []
+            if self.closing.is_set():
+                self.run.close()
+            with self.lock:
+                self.over = True
+                self.failure = None if self.closing.is_set() else failure
+                waiters, self.waiters = self.waiters, []
             _wake(waiters)
-            self._ended.set_result(None)
+            self.ended.set_result(None)
 
-    def _ended_input(self) -> bool:
+    def ended_input(self) -> bool:
         """Whether the run needs no more input: it was stopped, or the consumer is gone."""
-        return self._stopping.is_set() or self._closing.is_set()
+        return self.stopping.is_set() or self.closing.is_set()
 
-    def _pulled(self, records: AsyncIterable[Any], count: int) -> Iterator[Any]:
+    def pulled(self, records: AsyncIterable[Any]) -> Iterator[Any]:
         """The async iterable as a plain iterator for the run's thread: a batch's worth is
         read on the event loop, in one step, each time the run asks for more. If that loop
         closes (or cancels the read) before the input ended, the input fails: it is not
         taken for ended, as if every record had been given."""
         source = _Input(records)
         while True:
-            loop = self._loop
-            if self._ended_input():
+            loop = self.loop
+            if self.ended_input():
                 return
             if loop is None or loop.is_closed():
                 raise RuntimeError(_LOOP_GONE)
-            read = _read(source, count)
+            read = _read(source, self.room_for)
             try:
                 pending = asyncio.run_coroutine_threadsafe(read, loop)
             except RuntimeError:  # the loop closed just now
@@ -235,14 +256,14 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
                     items, exhausted, failure = pending.result(_LOOK)
                     break
                 except FutureTimeout:
-                    if self._ended_input():
+                    if self.ended_input():
                         pending.cancel()  # a slow input must not hold a stopped run back
                         return
                     if loop.is_closed():
                         pending.cancel()
                         raise RuntimeError(_LOOP_GONE) from None
                 except FutureCancelled:  # the loop cancelled it: `asyncio.run` ending, say
-                    if self._ended_input():
+                    if self.ended_input():
                         return
                     raise RuntimeError(_LOOP_GONE) from None
             yield from items
