@@ -51,6 +51,11 @@ def write_many(
     generator, an async database cursor). Every input record gets exactly one `Outcome`, as
     with the synchronous run. Raises `TypeError` or `ValueError` at once for unusable
     arguments, as `ampwrite.bulk.write_many` does.
+
+    `on_progress` and `on_send` are called on threads of the run, never on the event loop
+    (the run's own thread stands for the synchronous consuming thread): to reach the loop
+    from them, use `loop.call_soon_threadsafe`. What they raise ends the run as it does the
+    synchronous one, and is raised here once the outcomes before it are taken.
     """
     return AsyncBulkWrites(core, records, options)
 
