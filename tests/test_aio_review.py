@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +20,7 @@ import pytest
 from ampwrite import Core, aio
 from ampwrite.bulk import Outcome
 from ampwrite.sandbox import Faults, Sandbox
+from tests.scripted_server import ScriptedServer, Stall
 
 WHERE: dict[str, Any] = {
     "project_id_or_name": "proj",
@@ -294,3 +298,75 @@ def test_an_async_input_whose_loop_closes_is_not_taken_for_its_end(
     assert ampwrite_sandbox.wait_idle(timeout=GUARD)
     stored = {r["n"] for r in ampwrite_sandbox.records(object_name="contacts")}
     assert {o.index for o in outcomes if o.status == "written"} == stored
+
+
+# -- the Core's threads -----------------------------------------------------------------------
+
+
+GIVE_UP_PROGRAM = textwrap.dedent(
+    """
+    import asyncio, sys
+    from ampwrite import Core, aio
+
+    core = Core("key", server_url=sys.argv[1], timeout=(5.0, 30.0))
+    request = {
+        "projectIdOrName": "proj",
+        "integrationId": "int",
+        "objectName": "contacts",
+        "requestBody": {"groupRef": "g", "type": "create", "record": {"n": 1}},
+    }
+
+    async def main() -> None:
+        try:
+            await asyncio.wait_for(aio.write_records(core, request), 0.3)
+        except asyncio.TimeoutError:
+            print("gave up", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_call_given_up_does_not_keep_the_program_alive() -> None:
+    """A program that gives up on a write (a timeout, a Ctrl-C) ends when its code does: the
+    attempt left on the wire must not hold the interpreter's exit until its 30 s read timeout,
+    as a run of `write_many` left behind does not (its threads are daemons)."""
+    with ScriptedServer(Stall(30.0)) as server:
+        started = time.monotonic()
+        program = subprocess.run(
+            [sys.executable, "-c", GIVE_UP_PROGRAM, server.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - started
+
+    assert program.stdout.splitlines() == ["gave up"], program.stderr
+    assert took < 15, f"the program took {took:.1f} s to end"
+
+
+def test_a_core_dropped_unclosed_lets_its_threads_end(ampwrite_sandbox: Sandbox) -> None:
+    def pool_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("ampwrite-aio_")}
+
+    before = pool_threads()
+    core = Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url)
+    request = {
+        "projectIdOrName": "proj",
+        "integrationId": "int",
+        "objectName": "contacts",
+        "requestBody": {"groupRef": "g", "type": "create", "record": {"n": 1}},
+    }
+
+    async def write_some(core: Core) -> bool:
+        results = await asyncio.gather(*(aio.write_records(core, request) for _ in range(4)))
+        return all(result.ok for result in results)
+
+    assert asyncio.run(write_some(core))
+    assert pool_threads() - before
+    del core
+    gc.collect()
+    deadline = time.monotonic() + GUARD
+    while pool_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not pool_threads() - before
