@@ -6,6 +6,7 @@ docstrings of `ampwrite.aio`)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import subprocess
 import sys
@@ -298,6 +299,30 @@ def test_an_async_input_whose_loop_closes_is_not_taken_for_its_end(
     assert ampwrite_sandbox.wait_idle(timeout=GUARD)
     stored = {r["n"] for r in ampwrite_sandbox.records(object_name="contacts")}
     assert {o.index for o in outcomes if o.status == "written"} == stored
+
+
+TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("TENANT", default="none")
+
+
+def test_an_async_input_runs_in_the_consumers_context(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+) -> None:
+    """An async generator iterated by `async for` sees its consumer's context variables
+    (a tenant, a database session, a trace): read by the run, it must see them too."""
+
+    async def rows() -> Any:
+        for n in range(15):
+            yield {"n": n, "tenant": TENANT.get()}
+
+    async def scenario() -> list[Outcome]:
+        TENANT.set("acme")
+        return await collect(aio.write_many(ampwrite_core, rows(), **WHERE, batch_size=10))
+
+    outcomes = asyncio.run(scenario())
+
+    assert len(outcomes) == 15
+    stored = ampwrite_sandbox.records(object_name="contacts")
+    assert {record["tenant"] for record in stored} == {"acme"}
 
 
 # -- the Core's threads -----------------------------------------------------------------------

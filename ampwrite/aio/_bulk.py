@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import weakref
 from collections import deque
@@ -167,6 +168,7 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
         if self._pump is not None:
             return
         self._pipe.loop = asyncio.get_running_loop()
+        self._pipe.context = contextvars.copy_context()  # the consumer's, for an async input
         # running: a cancelled `aclose()` then cannot cancel it (and the next one waits on it)
         self._pipe.ended.set_running_or_notify_cancel()
         self._pump = threading.Thread(
@@ -184,6 +186,7 @@ class _Pipe:
     def __init__(self, room_for: int) -> None:
         self.room_for = room_for
         self.loop: asyncio.AbstractEventLoop | None = None  # the one that reads an async input
+        self.context = contextvars.Context()  # and the context it reads it in
         self.closing = threading.Event()  # the consumer is gone: the input stops too
         self.stopping = threading.Event()  # `stop()`: no more input is read either
         # reentrant: `close` may run in a finalizer, on a thread that holds it already
@@ -252,7 +255,9 @@ class _Pipe:
                 raise RuntimeError(_LOOP_GONE)
             read = _read(source, self.room_for)
             try:
-                pending = asyncio.run_coroutine_threadsafe(read, loop)
+                # the read's task copies the context it is made in: the consumer's, as if
+                # it iterated the input itself
+                pending = self.context.run(asyncio.run_coroutine_threadsafe, read, loop)
             except RuntimeError:  # the loop closed just now
                 read.close()
                 raise RuntimeError(_LOOP_GONE) from None
