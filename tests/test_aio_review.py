@@ -304,25 +304,42 @@ def test_an_async_input_whose_loop_closes_is_not_taken_for_its_end(
 TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("TENANT", default="none")
 
 
-def test_an_async_input_runs_in_the_consumers_context(
-    ampwrite_core: Core, ampwrite_sandbox: Sandbox
+@pytest.mark.parametrize("source", ["async generator", "generator"])
+def test_the_input_and_on_progress_run_in_the_consumers_context(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, source: str
 ) -> None:
-    """An async generator iterated by `async for` sees its consumer's context variables
-    (a tenant, a database session, a trace): read by the run, it must see them too."""
+    """An input iterated by `for` or `async for`, and a callback it calls, see the
+    consumer's context variables (a tenant, a database session, a trace): run by the run,
+    on its own thread or on the loop, they must see them too."""
 
-    async def rows() -> Any:
+    async def async_rows() -> Any:
         for n in range(15):
             yield {"n": n, "tenant": TENANT.get()}
 
+    def rows() -> Iterator[dict[str, Any]]:
+        for n in range(15):
+            yield {"n": n, "tenant": TENANT.get()}
+
+    seen: set[str] = set()
+
     async def scenario() -> list[Outcome]:
         TENANT.set("acme")
-        return await collect(aio.write_many(ampwrite_core, rows(), **WHERE, batch_size=10))
+        records = async_rows() if source == "async generator" else rows()
+        writes = aio.write_many(
+            ampwrite_core,
+            records,
+            **WHERE,
+            batch_size=10,
+            on_progress=lambda progress: seen.add(TENANT.get()),
+        )
+        return await collect(writes)
 
     outcomes = asyncio.run(scenario())
 
     assert len(outcomes) == 15
     stored = ampwrite_sandbox.records(object_name="contacts")
     assert {record["tenant"] for record in stored} == {"acme"}
+    assert seen == {"acme"}
 
 
 # -- the Core's threads -----------------------------------------------------------------------

@@ -168,11 +168,15 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
         if self._pump is not None:
             return
         self._pipe.loop = asyncio.get_running_loop()
-        self._pipe.context = contextvars.copy_context()  # the consumer's, for an async input
         # running: a cancelled `aclose()` then cannot cancel it (and the next one waits on it)
         self._pipe.ended.set_running_or_notify_cancel()
+        # in a copy of the consumer's context: the input, `on_progress` and the reads of an
+        # async input see its context variables, as under a plain `for` or `async for`
         self._pump = threading.Thread(
-            target=self._pipe.hand_over, name="ampwrite-aio-bulk", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._pipe.hand_over,),
+            name="ampwrite-aio-bulk",
+            daemon=True,
         )
         self._pump.start()
 
@@ -186,7 +190,6 @@ class _Pipe:
     def __init__(self, room_for: int) -> None:
         self.room_for = room_for
         self.loop: asyncio.AbstractEventLoop | None = None  # the one that reads an async input
-        self.context = contextvars.Context()  # and the context it reads it in
         self.closing = threading.Event()  # the consumer is gone: the input stops too
         self.stopping = threading.Event()  # `stop()`: no more input is read either
         # reentrant: `close` may run in a finalizer, on a thread that holds it already
@@ -255,9 +258,9 @@ class _Pipe:
                 raise RuntimeError(_LOOP_GONE)
             read = _read(source, self.room_for)
             try:
-                # the read's task copies the context it is made in: the consumer's, as if
-                # it iterated the input itself
-                pending = self.context.run(asyncio.run_coroutine_threadsafe, read, loop)
+                # the read's task copies the context it is made in: the pump's, a copy of
+                # the consumer's, as if it iterated the input itself
+                pending = asyncio.run_coroutine_threadsafe(read, loop)
             except RuntimeError:  # the loop closed just now
                 read.close()
                 raise RuntimeError(_LOOP_GONE) from None
