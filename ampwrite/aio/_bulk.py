@@ -54,9 +54,10 @@ def write_many(
     arguments, as `ampwrite.bulk.write_many` does.
 
     `on_progress` and `on_send` are called on threads of the run, never on the event loop
-    (the run's own thread stands for the synchronous consuming thread): to reach the loop
-    from them, use `loop.call_soon_threadsafe`. What they raise ends the run as it does the
-    synchronous one, and is raised here once the outcomes before it are taken.
+    (the run's own thread stands for the synchronous consuming thread, and runs in a copy of
+    the consumer's context): to reach the loop from them, use `loop.call_soon_threadsafe`.
+    What they raise ends the run as it does the synchronous one, and is raised here once the
+    outcomes before it are taken.
     """
     return AsyncBulkWrites(core, records, options)
 
