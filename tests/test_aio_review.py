@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import logging
 import subprocess
 import sys
 import textwrap
@@ -412,3 +413,39 @@ def test_a_core_dropped_unclosed_lets_its_threads_end(ampwrite_sandbox: Sandbox)
     while pool_threads() - before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not pool_threads() - before
+
+
+def test_an_attempt_runs_in_the_callers_context(ampwrite_sandbox: Sandbox) -> None:
+    """What runs during an attempt (urllib3's log records, a caller's session adapter) sees
+    the caller's context variables, as in the synchronous call and under `asyncio.to_thread`:
+    a log filter that stamps each record with the request's id, say."""
+    seen: list[str] = []
+
+    class Stamp(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(TENANT.get())
+
+    urllib3_log = logging.getLogger("urllib3")
+    handler, level = Stamp(), urllib3_log.level
+    urllib3_log.addHandler(handler)
+    urllib3_log.setLevel(logging.DEBUG)
+    request = {
+        "projectIdOrName": "proj",
+        "integrationId": "int",
+        "objectName": "contacts",
+        "requestBody": {"groupRef": "g", "type": "create", "record": {"n": 1}},
+    }
+
+    async def scenario(core: Core) -> bool:
+        TENANT.set("acme")
+        return (await aio.write_records(core, request)).ok
+
+    try:
+        with Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url) as core:
+            assert asyncio.run(scenario(core))
+    finally:
+        urllib3_log.removeHandler(handler)
+        urllib3_log.setLevel(level)
+
+    assert seen, "urllib3 logged the new connection"
+    assert set(seen) == {"acme"}

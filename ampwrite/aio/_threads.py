@@ -12,6 +12,7 @@ timeout), as the writers of `ampwrite.bulk` do not.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import queue
 import threading
@@ -127,8 +128,11 @@ async def send_attempt(core: Core, request: Request) -> Answer | TransportError:
     not yet started is never made, one under way ends within its own deadline and is dropped.
     """
     loop = asyncio.get_running_loop()
+    # in a copy of the caller's context, as `asyncio.to_thread` runs a call (and as the
+    # synchronous call runs in the caller's thread): log filters, a session's adapter see it
+    call = contextvars.copy_context().run
     try:
-        attempt = loop.run_in_executor(_pool(core), core.transport.send, request)
+        attempt = loop.run_in_executor(_pool(core), call, core.transport.send, request)
     except RuntimeError:  # `Core.close()` in another thread released the pool just now
-        attempt = loop.run_in_executor(_pool(core), core.transport.send, request)
+        attempt = loop.run_in_executor(_pool(core), call, core.transport.send, request)
     return await attempt
