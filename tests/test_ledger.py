@@ -359,3 +359,24 @@ def test_the_ledger_files_are_json_lines_a_person_can_read(
     assert [json.loads(line)["key"] for line in lines] == ["k0", "k1"]
     manifest = json.loads((tmp_path / "ledger.json").read_text())
     assert manifest["target"] == _target()
+
+
+@pytest.mark.parametrize("ledgered", [False, True], ids=["key only", "with a ledger"])
+def test_a_callers_on_send_still_hears_of_every_request(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, tmp_path: Path, ledgered: bool
+) -> None:
+    announced: list[tuple[int, ...]] = []
+    extra: dict[str, Any] = {"ledger": tmp_path, "partition": 0} if ledgered else {}
+
+    write_partition(
+        ampwrite_core,
+        _records(30),
+        **WHERE,
+        key="k",
+        batch_size=10,
+        on_send=announced.append,
+        **extra,
+    )
+
+    assert sorted(i for batch in announced for i in batch) == list(range(30))
+    assert len(announced) == len(ampwrite_sandbox.requests) == 3

@@ -84,6 +84,7 @@ def write_keyed(
     if isinstance(fence_timeout, bool) or not isinstance(fence_timeout, (int, float)):
         raise TypeError(f"fence_timeout must be seconds, got {fence_timeout!r}")
     write = _Keyed(key, resend_unknown=bool(resend_unknown))
+    write.user_on_send = options.get("on_send")  # still called, after the journal
     writes = write_many(core, write.pending(records), **{**options, "on_send": write.sent})
     with writes:  # nothing is sent before the first outcome is asked for
         if ledger is None:
@@ -91,7 +92,6 @@ def write_keyed(
         assert partition is not None
         attempt = ledger.attempt(partition, target_of(options), fence_timeout=fence_timeout)
         writes._run.ahead = 1  # journal each batch while the requests before it are in flight
-        write.user_on_send = options.get("on_send")
         return write.run(writes, attempt)
 
 
