@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ DOCS = ROOT / "docs" / "distributed.md"
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
     before = os.environ.get("PYSPARK_PYTHON")
+    handler = signal.getsignal(signal.SIGINT)  # SparkContext installs its own, and keeps it
     os.environ["PYSPARK_PYTHON"] = sys.executable  # the executors' Python: this one
     session = (
         SparkSession.builder.master("local[2,4]")  # 2 cores, a task is tried up to 4 times
@@ -52,6 +54,7 @@ def spark() -> Iterator[SparkSession]:
         yield session
     finally:
         session.stop()
+        signal.signal(signal.SIGINT, handler)
         if before is None:
             os.environ.pop("PYSPARK_PYTHON", None)
         else:
