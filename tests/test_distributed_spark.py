@@ -40,7 +40,7 @@ DOCS = ROOT / "docs" / "distributed.md"
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
     before = os.environ.get("PYSPARK_PYTHON")
-    sigint = signal.getsignal(signal.SIGINT)  # a SparkContext installs a handler of its own
+    handler = signal.getsignal(signal.SIGINT)  # SparkContext installs its own, and keeps it
     os.environ["PYSPARK_PYTHON"] = sys.executable  # the executors' Python: this one
     session = (
         SparkSession.builder.master("local[2,4]")  # 2 cores, a task is tried up to 4 times
@@ -54,7 +54,7 @@ def spark() -> Iterator[SparkSession]:
         yield session
     finally:
         session.stop()
-        signal.signal(signal.SIGINT, sigint)
+        signal.signal(signal.SIGINT, handler)
         if before is None:
             os.environ.pop("PYSPARK_PYTHON", None)
         else:

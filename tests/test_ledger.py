@@ -359,3 +359,55 @@ def test_the_ledger_files_are_json_lines_a_person_can_read(
     assert [json.loads(line)["key"] for line in lines] == ["k0", "k1"]
     manifest = json.loads((tmp_path / "ledger.json").read_text())
     assert manifest["target"] == _target()
+
+
+@pytest.mark.parametrize("ledgered", [False, True], ids=["key only", "with a ledger"])
+def test_a_callers_on_send_still_hears_of_every_request(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, tmp_path: Path, ledgered: bool
+) -> None:
+    announced: list[tuple[int, ...]] = []
+    extra: dict[str, Any] = {"ledger": tmp_path, "partition": 0} if ledgered else {}
+
+    write_partition(
+        ampwrite_core,
+        _records(30),
+        **WHERE,
+        key="k",
+        batch_size=10,
+        on_send=announced.append,
+        **extra,
+    )
+
+    assert sorted(i for batch in announced for i in batch) == list(range(30))
+    assert len(announced) == len(ampwrite_sandbox.requests) == 3
+
+
+def test_reading_a_batch_ahead_keeps_concurrency_requests_in_flight_at_most(
+    ampwrite_core: Core, ampwrite_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    ampwrite_sandbox.set_faults(Faults(latency=0.1))
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:  # how many requests the sandbox is handling, every few ms
+        while not done.is_set():
+            seen.append(ampwrite_sandbox._handling)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        write_partition(
+            ampwrite_core,
+            _records(200),
+            **WHERE,
+            key="k",
+            ledger=tmp_path,
+            partition=0,
+            batch_size=10,
+            concurrency=3,
+        )
+    finally:
+        done.set()
+        sampler.join()
+    assert max(seen) == 3, "concurrency requests at once, never one more"

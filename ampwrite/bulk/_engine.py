@@ -366,10 +366,11 @@ class _Run:
         self.presses = 0  # Ctrl-Cs and KeyboardInterrupts met: the second abandons the run
         self.counted = False  # the KeyboardInterrupt under way was counted by `_CtrlC`
         self.reading = False  # the consuming thread is in the caller's input iterator
-        # 1: one batch more than `concurrency` is read ahead, and every batch is announced to
-        # `on_send` by the consuming thread when it is read (so a journal's fsync overlaps
-        # the requests in flight) rather than by its writer; set by `write_partition`'s ledger
-        self.ahead = 0
+        # set (by `write_partition`'s ledger): one batch more than `concurrency` is read
+        # ahead, and each batch is given to `on_read` by the consuming thread as it is read,
+        # before `on_send` in its writer (a journal's fsync then overlaps the requests in
+        # flight); if it raises, the batch is not sent and the run stops, as for `on_send`
+        self.on_read: SendCallback | None = None
 
     def stop(self) -> None:
         """Safe in a signal handler: the consuming thread takes the locks used here only in
@@ -429,11 +430,13 @@ class _Run:
                     while (
                         not exhausted
                         and not self.stopping.is_set()
-                        and in_flight < self.concurrency + self.ahead
+                        and in_flight < self.concurrency + (self.on_read is not None)
                         and len(ready) < self.batch_size  # outcomes waiting bound the memory too
                     ):
                         items, exhausted = self._take(source, ready)
-                        if items and (not self.ahead or self._announce(tuple(items))):
+                        if items and (
+                            self.on_read is None or self._announce(tuple(items), self.on_read)
+                        ):
                             in_flight += 1
                             writers.give(items, busy=in_flight)
                     if exhausted or self.stopping.is_set():
@@ -523,7 +526,7 @@ class _Run:
         settled: list[Outcome] = []
         try:
             groups: deque[_Group] = deque([_Group(tuple(items))])
-            announce = self.on_send is not None and not self.ahead  # the first group: all
+            announce = self.on_send is not None  # the first group holds every item
             while groups:
                 outcomes, more = self._write_group(groups.popleft(), announce=announce)
                 announce = False
@@ -596,9 +599,10 @@ class _Run:
                     config.backoff(ambiguous_resends, self.core.rand or random.random)
                 )
 
-    def _announce(self, items: tuple[Item, ...]) -> bool:
-        """Tell `on_send` what is about to be sent; False (and the run stops) if it fails."""
-        on_send = self.on_send
+    def _announce(self, items: tuple[Item, ...], callback: SendCallback | None = None) -> bool:
+        """Tell `on_send` (or `callback`) what is about to be sent; False (and the run stops)
+        if it fails."""
+        on_send = callback or self.on_send
         if on_send is None:
             return True
         try:

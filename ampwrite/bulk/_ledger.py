@@ -203,7 +203,9 @@ class Journal:
     could not record outcomes): its keys without a final outcome may have been written.
     """
 
-    def __init__(self, path: str, check: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, path: str, check: Callable[[], None] | None = None, *, background: bool = False
+    ) -> None:
         self.path = path
         self.complete = False  # every key it lists has its outcome recorded: remove it
         self._check = check
@@ -212,6 +214,12 @@ class Journal:
         self._written = 0  # lines written and flushed
         self._synced = 0  # lines made durable
         self._handle: TextIO = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        self._wake = threading.Event()
+        self._closed = False
+        self._syncer: threading.Thread | None = None
+        if background:  # fsyncs lines as they come, so `durable` usually finds them done
+            self._syncer = threading.Thread(target=self._sync_behind, daemon=True)
+            self._syncer.start()
 
     @staticmethod
     def read(path: str, valid: Callable[[object], bool]) -> set[Any]:
@@ -228,9 +236,12 @@ class Journal:
         return found
 
     def record(self, keys: list[Any]) -> None:
-        """Returns once the line is durable. Raises `LedgerError` (nothing may be sent then),
-        or what `check` raises. Writers that come together share one fsync: each waits for
-        the one under way, which may already cover its line."""
+        """Append `keys` and return once the line is durable (`write` then `durable`)."""
+        self.durable(self.write(keys))
+
+    def write(self, keys: list[Any]) -> int:
+        """Append and flush a line (not yet durable); its number, for `durable`. Raises
+        `LedgerError` (nothing may be sent then), or what `check` raises."""
         if self._check is not None:
             self._check()  # before the line, and outside the lock: writers check at once
         try:
@@ -238,17 +249,40 @@ class Journal:
                 self._handle.write(json.dumps(keys) + "\n")
                 self._handle.flush()
                 self._written += 1
-                mine = self._written
+                line = self._written
+        except OSError as exc:
+            raise LedgerError(str(exc), exc) from exc
+        self._wake.set()
+        return line
+
+    def durable(self, line: int) -> None:
+        """Return once line `line` is fsync'd. Writers that come together share one fsync:
+        each waits for the one under way, which may already cover its line."""
+        try:
             with self._syncing:
-                if self._synced < mine:
+                if self._synced < line:
                     covered = self._written  # every line counted there is flushed
                     os.fsync(self._handle.fileno())
                     self._synced = covered
-        except OSError as exc:
-            raise LedgerError(str(exc), exc) from exc
+        except (OSError, ValueError) as exc:  # ValueError: closed under a late writer
+            error = exc if isinstance(exc, OSError) else OSError(str(exc))
+            raise LedgerError(str(exc), error) from exc
+
+    def _sync_behind(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            with contextlib.suppress(LedgerError):  # `durable` in the writer raises it
+                self.durable(self._written)
 
     def close(self, *, remove: bool) -> None:
-        with contextlib.suppress(OSError):
+        self._closed = True
+        self._wake.set()
+        if self._syncer is not None:
+            self._syncer.join()
+        with self._syncing, contextlib.suppress(OSError):
             self._handle.close()
         if remove:
             with contextlib.suppress(OSError):
@@ -489,13 +523,18 @@ class Attempt:
                     self.results.append(unknown)
                     self.earlier[key] = unknown
             self.results.sync()  # before the journal that said so is emptied
-            self.journal = Journal(self.journal_path, fence.check)
+            self.journal = Journal(self.journal_path, fence.check, background=True)
         except OSError as exc:
             raise LedgerError(f"ledger {base}: {exc.strerror or exc}", exc) from exc
 
-    def sending(self, keys: list[Key]) -> None:
-        """Journal `keys` before their request is sent (raises: do not send it)."""
-        self.journal.record(keys)
+    def sending(self, keys: list[Key]) -> int:
+        """Journal `keys` of a request to send (raises: do not send it); the line's number:
+        wait for `durable(line)` before sending."""
+        return self.journal.write(keys)
+
+    def durable(self, line: int) -> None:
+        """Return once journal line `line` is durable (raises: do not send its request)."""
+        self.journal.durable(line)
 
     def settled(self, outcomes: list[Outcome]) -> None:
         """Record `outcomes` (with their keys), unless another attempt took the fence."""

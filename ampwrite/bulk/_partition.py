@@ -84,14 +84,16 @@ def write_keyed(
     if isinstance(fence_timeout, bool) or not isinstance(fence_timeout, (int, float)):
         raise TypeError(f"fence_timeout must be seconds, got {fence_timeout!r}")
     write = _Keyed(key, resend_unknown=bool(resend_unknown))
+    write.user_on_send = options.get("on_send")  # still called, after the journal
     writes = write_many(core, write.pending(records), **{**options, "on_send": write.sent})
     with writes:  # nothing is sent before the first outcome is asked for
         if ledger is None:
             return write.run(writes, None)
         assert partition is not None
         attempt = ledger.attempt(partition, target_of(options), fence_timeout=fence_timeout)
-        writes._run.ahead = 1  # journal each batch while the requests before it are in flight
-        write.user_on_send = options.get("on_send")
+        # journal each batch as it is read, and fsync it while the requests before it are
+        # in flight: its writer then only checks that the line is durable before sending
+        writes._run.on_read = write.read
         return write.run(writes, attempt)
 
 
@@ -107,6 +109,7 @@ class _Keyed:
         self.positions: dict[int, tuple[int, Key]] = {}  # write_many position -> index, key
         self.resent: set[Key] = set()  # unknown before, sent again
         self.direct: list[Outcome] = []  # settled without sending: earlier, no key, twice
+        self.lines: dict[int, int] = {}  # first position of a batch -> its journal line
 
     def pending(self, records: Iterable[Any]) -> Iterator[Any]:
         """The records to send, in order; the others get their outcome in `direct`."""
@@ -143,10 +146,16 @@ class _Keyed:
             position += 1
             yield record
 
+    def read(self, positions: tuple[int, ...]) -> None:
+        """`on_read` (with a ledger): journal the keys of a batch as it is read."""
+        assert self.attempt is not None
+        self.lines[positions[0]] = self.attempt.sending([self.positions[p][1] for p in positions])
+
     def sent(self, positions: tuple[int, ...]) -> None:
-        """`on_send`: journal the keys (raises, and then nothing is sent, if it fails)."""
+        """`on_send`: the keys are journaled, durably (raises, and then nothing is sent,
+        if that fails)."""
         if self.attempt is not None:
-            self.attempt.sending([self.positions[p][1] for p in positions])
+            self.attempt.durable(self.lines.pop(positions[0]))
         if self.user_on_send is not None:
             self.user_on_send(positions)
 
