@@ -351,7 +351,7 @@ GIVE_UP_PROGRAM = textwrap.dedent(
     import asyncio, sys
     from ampwrite import Core, aio
 
-    core = Core("key", server_url=sys.argv[1], timeout=(5.0, 30.0))
+    core = Core("review-key", server_url=sys.argv[1], timeout=(5.0, 30.0))
     request = {
         "projectIdOrName": "proj",
         "integrationId": "int",
