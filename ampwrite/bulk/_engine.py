@@ -10,6 +10,7 @@ yielded as batches finish (not in input order; each carries its input `index`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import random
@@ -29,7 +30,7 @@ from ..core import Core, seconds_issue
 from ..errors import AmpWriteError, ConfigurationError, RequestValidationError
 from ..models import WriteMode, WriteResponse, WriteType
 from ..result import Err, Result
-from ..retries import RetryConfig
+from ..retries import RETRY_LOG_KEY, RetryConfig, RetryNotice, retry_reason
 from ..write import write_records
 from ._follow import DEFAULT_WAIT_TIMEOUT, Follower, not_followed
 from ._judge import (
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from ._ledger import Ledger
 
 __all__ = ["DEFAULT_RETRIES", "BulkWrites", "write_many", "write_partition"]
+
+log = logging.getLogger("ampwrite")
 
 DEFAULT_RETRIES: Final = RetryConfig(max_attempts=20, max_elapsed_time=600.0)
 """How patient `write_many` is with 429, 503 and refused connections, per request."""
@@ -563,6 +566,7 @@ class _Run:
                     return (), ()
             attempts += 1
             answer, wait = Answer.OK, None
+            paused = 0.0
             try:
                 result = write_records(self.core, request, retries=_NO_RETRIES)
                 verdict = judge(
@@ -574,7 +578,7 @@ class _Run:
                 )
                 answer, wait = _answer(result, verdict)
             finally:
-                self.throttle.release(ticket, answer, wait)
+                paused = self.throttle.release(ticket, answer, wait)
             if isinstance(verdict, Regroup):  # each group inherits what this request met
                 return verdict.failed, tuple(_Group(g, ambiguous_before) for g in verdict.groups)
             if not isinstance(verdict, Resend):
@@ -590,11 +594,16 @@ class _Run:
                 return _all(items, status, error), ()
             last = verdict
             ambiguous_before = ambiguous_before or verdict.ambiguous
+            backoff = 0.0
             if verdict.ambiguous:  # the server may be struggling: back off before resending
                 ambiguous_resends += 1
-                self.stopping.wait(
-                    config.backoff(ambiguous_resends, self.core.rand or random.random)
+                backoff = config.backoff(ambiguous_resends, self.core.rand or random.random)
+            if attempts < config.max_attempts and log.isEnabledFor(logging.INFO):
+                _log_retry(
+                    result, attempts, config, max(paused, backoff), first, self.core.server_url
                 )
+            if backoff:
+                self.stopping.wait(backoff)
 
     def _announce(self, items: tuple[Item, ...]) -> bool:
         """Tell `on_send` what is about to be sent; False (and the run stops) if it fails."""
@@ -665,6 +674,34 @@ def _answer(
     if isinstance(verdict, Resend) and verdict.unreachable:
         return Answer.UNREACHABLE, None
     return Answer.OK, None
+
+
+def _log_retry(
+    result: Result[WriteResponse, AmpWriteError],
+    attempt: int,
+    config: RetryConfig,
+    wait: float,
+    first: float,
+    url: str,
+) -> None:
+    """Log the retry decision as `write_records` does (a `RetryNotice`, at INFO)."""
+    reason = retry_reason(result.error) if isinstance(result, Err) else "retried"
+    notice = RetryNotice(
+        attempt=attempt,
+        max_attempts=config.max_attempts,
+        wait=wait,
+        reason=reason,
+        elapsed=time.monotonic() - first,
+        url=url,
+    )
+    log.info(
+        "attempt %d of %d failed (%s); every writer waits %.1f s",
+        attempt,
+        notice.max_attempts,
+        reason,
+        wait,
+        extra={RETRY_LOG_KEY: notice},
+    )
 
 
 def _all(items: Sequence[Item], status: Status, error: str) -> tuple[Outcome, ...]:
