@@ -34,6 +34,7 @@ import attrs
 
 from ..core import Core, seconds_issue
 from ..models import WriteMode, WriteType
+from ..retries import RetryConfig
 from ._engine import BulkWrites, write_many
 from ._follow import DEFAULT_WAIT_TIMEOUT, Follower
 from ._ledger import (
@@ -447,8 +448,10 @@ class FileLoad:
         column_types: Mapping[str, str] | None = None,
         wait: bool = False,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        retries: RetryConfig | None = None,
     ) -> None:
         self.core = core
+        self.retries = retries
         self.path = path
         self.kind = input_format(path, format)
         self.target = {
@@ -670,6 +673,7 @@ class FileLoad:
             all_or_none=self.all_or_none,
             retry_ambiguous=self.retry_unknown,
             on_send=sent,
+            retries=self.retries,
             **self.target,  # type: ignore[arg-type]
         )
         self._writes = writes

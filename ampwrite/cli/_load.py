@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, TextIO
 
+import attrs
+
+from ..bulk._engine import DEFAULT_RETRIES
 from ..bulk._ledger import JOURNAL_SUFFIX
 from ..bulk._load import (
     FileLoad,
@@ -161,8 +164,9 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
                 column_types=column_types,
                 wait=ns.wait,
                 wait_timeout=ns.wait_timeout,
+                retries=attrs.evolve(DEFAULT_RETRIES, max_elapsed_time=ns.retry_for),
             )
-        except AmpWriteError as exc:
+        except (AmpWriteError, ValueError) as exc:
             raise LoadError(in_cli_terms(str(exc))) from None
         return _load(ns, core, load, err)
 
@@ -290,18 +294,13 @@ def _report(ns: argparse.Namespace, summary: LoadSummary, retries: RetryLines, e
             file=err,
         )
     last = retries.last
-    if (
-        last is not None
-        and last.reason in NOT_SENT_REASONS
-        and summary.written + summary.accepted == 0
-        and summary.failed
-    ):
-        url = ns.server_url or "the server"
+    if last is not None and last.reason in NOT_SENT_REASONS and summary.written == 0:
+        url = last.url or ns.server_url or "the server"
+        ended = "gave up" if summary.ended == "done" else "stopped"
         print(
-            f"ampwrite load: no answer from {last.url or url}: gave up after "
-            f"{last.attempt + 1} attempts in {summary.elapsed:.1f} s ({last.reason})\n"
-            f"hint: is the server at {last.url or url} running? check --server-url / "
-            f"{ENV_SERVER_URL}",
+            f"ampwrite load: no answer from {url}: {ended} after {summary.requests:,} "
+            f"request(s) in {summary.elapsed:.1f} s ({last.reason})\n"
+            f"hint: is the server at {url} running? check --server-url / {ENV_SERVER_URL}",
             file=err,
         )
     status = _status(ns, summary, err)

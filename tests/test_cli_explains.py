@@ -1,0 +1,272 @@
+"""The `ampwrite` command explains itself: retries as they happen, a final message that says
+what to check, failures by record, flags rather than keyword arguments. Each case runs the
+command in a child process and reads what it printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from ampwrite.cli import EXIT_API_ERROR, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE, main
+from ampwrite.sandbox import Faults, Sandbox
+from tests.requests_data import write_argv
+
+AMPWRITE = [sys.executable, "-m", "ampwrite"]
+
+
+def ampwrite(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AMPERSAND_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [*AMPWRITE, *args], capture_output=True, text=True, timeout=120, env=environment
+    )
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens: connections are refused, nothing is sent."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def load_argv(url: str, key: str, path: pathlib.Path, *extra: str) -> list[str]:
+    return [
+        "load", str(path), "--project", "p", "--integration", "i", "--object", "contacts",
+        "--group-ref", "g", "--api-key", key, "--server-url", url, *extra,
+    ]  # fmt: skip
+
+
+def jsonl(path: pathlib.Path, records: list[Any], *, tail: str = "") -> pathlib.Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail, encoding="utf-8")
+    return path
+
+
+def test_write_to_a_closed_port_shows_each_retry_and_what_to_check() -> None:
+    url = closed_port_url()
+    done = ampwrite(*write_argv(url, "sk-secret-1", "--record", "{}", "--retry-for", "2"))
+
+    assert done.returncode == EXIT_TRANSPORT
+    lines = done.stderr.splitlines()
+    assert lines[0] == (
+        "ampwrite write: attempt 1 of 6 failed (connection refused); retrying in "
+        + lines[0].rsplit("retrying in ", 1)[1]
+    )
+    retries = [line for line in lines if "failed (connection refused); retrying in" in line]
+    assert len(retries) >= 2  # each retry is shown as it happens
+    final = next(line for line in lines if "no answer from" in line)
+    attempts = len(retries) + 1
+    assert f"no answer from {url} after {attempts} attempts in " in final
+    assert f"hint: is the server at {url} running? check --server-url / AMPERSAND_SERVER_URL" in (
+        done.stderr
+    )
+    assert "sk-secret-1" not in done.stderr + done.stdout
+
+
+def test_write_no_retry_makes_one_attempt() -> None:
+    done = ampwrite(*write_argv(closed_port_url(), "sk", "--record", "{}", "--no-retry"))
+
+    assert done.returncode == EXIT_TRANSPORT
+    assert "retrying" not in done.stderr
+    assert "after 1 attempt in" in done.stderr
+
+
+def test_a_server_url_without_v1_gets_a_hint(ampwrite_sandbox: Sandbox) -> None:
+    url = ampwrite_sandbox.url.removesuffix("/v1")
+    done = ampwrite(*write_argv(url, ampwrite_sandbox.api_key, "--record", "{}"))
+
+    assert done.returncode == EXIT_API_ERROR
+    assert "404" in done.stderr
+    assert f"hint: the server URL usually ends in /v1 (got {url})" in done.stderr
+
+
+def test_a_url_with_v1_gets_no_such_hint(ampwrite_sandbox: Sandbox) -> None:
+    done = ampwrite(*write_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, "--record", "{}"))
+
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "hint" not in done.stderr
+
+
+def test_a_rejected_key_gets_a_hint_without_the_key(ampwrite_sandbox: Sandbox) -> None:
+    done = ampwrite(*write_argv(ampwrite_sandbox.url, "sk-wrong-key-42", "--record", "{}"))
+
+    assert done.returncode == EXIT_API_ERROR
+    assert "401" in done.stderr
+    assert "hint: the API key was refused: check --api-key / AMPERSAND_API_KEY" in done.stderr
+    assert "sk-wrong-key-42" not in done.stderr + done.stdout
+
+
+def test_a_missing_key_is_asked_for_as_a_flag(ampwrite_sandbox: Sandbox) -> None:
+    argv = write_argv(ampwrite_sandbox.url, "x", "--record", "{}")
+    argv[argv.index("--api-key") : argv.index("--api-key") + 2] = []
+    done = ampwrite(*argv)
+
+    assert done.returncode == EXIT_USAGE
+    assert "pass --api-key or set AMPERSAND_API_KEY" in done.stderr
+    assert "api_key=" not in done.stderr
+    assert ampwrite_sandbox.requests == []
+
+
+def test_a_bad_server_url_is_named_as_the_flag() -> None:
+    done = ampwrite(*write_argv("ftp://example.com/v1", "sk", "--record", "{}"))
+
+    assert done.returncode == EXIT_USAGE
+    assert "--server-url" in done.stderr and "server_url" not in done.stderr
+
+
+@pytest.mark.parametrize("value", ["{not json", "@{missing}"])
+def test_bad_json_in_record_names_the_flag(value: str, tmp_path: pathlib.Path) -> None:
+    value = value.replace("{missing}", str(tmp_path / "missing.json"))
+    done = ampwrite(*write_argv(closed_port_url(), "sk", "--record", value))
+
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.startswith("ampwrite write: --record")
+    assert "retrying" not in done.stderr  # nothing was sent
+
+
+def test_write_takes_the_object_as_load_does(ampwrite_sandbox: Sandbox) -> None:
+    argv = write_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, "--record", "{}")
+    argv.remove("contacts")
+    done = ampwrite(*argv, "--object", "contacts")
+
+    assert done.returncode == EXIT_OK, done.stderr
+    assert len(ampwrite_sandbox.records(object_name="contacts")) == 1
+
+    twice = ampwrite(*argv, "--object", "leads", "--type", "create", "contacts")
+    assert twice.returncode == EXIT_USAGE and "given twice" in twice.stderr
+    neither = ampwrite(*argv)
+    assert neither.returncode == EXIT_USAGE and "pass --object" in neither.stderr
+
+
+def test_help_lists_the_choices_and_names_the_journal_as_it_is() -> None:
+    write = ampwrite("write", "--help").stdout
+    assert "{create,update,delete}" in write
+    assert "--object" in write
+    load = ampwrite("load", "--help").stdout
+    assert "RESULTS.inflight" in load and "FILE.inflight" not in load
+    assert "--out RESULTS" in load
+
+
+def test_load_to_a_closed_port_shows_retries_and_what_to_check(tmp_path: pathlib.Path) -> None:
+    url = closed_port_url()
+    source = jsonl(tmp_path / "in.jsonl", [{"n": 1}, {"n": 2}])
+    done = ampwrite(*load_argv(url, "sk-secret-2", source, "--retry-for", "2"))
+
+    assert done.returncode == EXIT_API_ERROR  # nothing written: every record failed
+    assert "ampwrite load: attempt 1 of 20 failed (connection refused); every writer waits" in (
+        done.stderr
+    )
+    assert f"ampwrite load: no answer from {url}: gave up after " in done.stderr
+    assert f"hint: is the server at {url} running? check --server-url" in done.stderr
+    assert "sk-secret-2" not in done.stderr
+
+
+def test_load_without_out_prints_each_failure(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"n": 1}, {"n": 2}], tail="{oops\n")
+    done = ampwrite(*load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, source))
+
+    assert done.returncode == EXIT_API_ERROR
+    assert "ampwrite load: record 2 failed: line 3: not JSON" in done.stderr
+    assert "written 2, failed 1, unknown 0" in done.stderr
+    assert "record 0" not in done.stderr and "record 1" not in done.stderr
+
+
+def test_load_without_out_prints_what_the_api_refused(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"id": "no-such-record"}])
+    done = ampwrite(
+        *load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, source, "--type", "update")
+    )
+
+    assert done.returncode == EXIT_API_ERROR
+    assert "ampwrite load: record 0 failed: " in done.stderr
+    assert "no-such-record" in done.stderr
+
+
+def test_load_shows_the_throttled_answers_it_rode_through(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    ampwrite_sandbox.set_faults(Faults(seed=3, rate_limit=0.3, retry_after=0.05))
+    source = jsonl(tmp_path / "in.jsonl", [{"n": i} for i in range(60)])
+    done = ampwrite(
+        *load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, source, "--batch-size", "2")
+    )
+
+    assert done.returncode == EXIT_OK, done.stderr
+    throttled = sum(1 for entry in ampwrite_sandbox.requests if entry.status == 429)
+    assert throttled > 0
+    summary = done.stderr.splitlines()[-1]
+    assert f", {throttled:,} throttled (429/503) and waited out" in summary
+    assert f"; {30 + throttled:,} request(s)" in summary
+    assert "failed (429 Too Many Requests); every writer waits" in done.stderr
+
+
+class Terminal:
+    """A stderr that says it is a terminal, keeping what is drawn."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.text.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_counts_the_whole_input_across_a_resume(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    first = jsonl(tmp_path / "first.jsonl", [{"n": i} for i in range(30)])
+    assert (
+        main(load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, first, "--out", str(out)))
+        == 0
+    )
+    whole = jsonl(tmp_path / "whole.jsonl", [{"n": i} for i in range(50)])
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    argv = load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, whole, "--out", str(out))
+    assert main([*argv, "--resume", "--batch-size", "5"]) == EXIT_OK
+
+    drawn = "".join(screen.text)
+    last = drawn.rsplit("\r", 1)[-1]
+    assert " 50/50 " in last  # every record of the input, those settled before included
+    assert "req" in last
+    assert "/20 " not in drawn  # not only the remaining rows
+    assert "30 settled by earlier runs" in drawn
+
+
+def test_the_library_never_imports_the_cli() -> None:
+    code = """
+import importlib, pkgutil, sys
+import ampwrite
+skip = ("ampwrite.cli", "ampwrite.__main__", "ampwrite.mcp", "ampwrite.bulk.spark",
+        "ampwrite.bulk.dask", "ampwrite.pytest_plugin")
+def walk(package):  # pkgutil.walk_packages would import the skipped packages to walk them
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        if not info.name.startswith(skip):
+            module = importlib.import_module(info.name)
+            if info.ispkg:
+                walk(module)
+walk(ampwrite)
+loaded = sorted(name for name in sys.modules if name.startswith("ampwrite.cli"))
+print(loaded)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
