@@ -270,3 +270,31 @@ print(loaded)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_load_hints_at_a_url_without_v1_and_at_a_refused_key(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"n": 1}, {"n": 2}])
+    url = ampwrite_sandbox.url.removesuffix("/v1")
+    no_v1 = ampwrite(*load_argv(url, ampwrite_sandbox.api_key, source))
+    assert no_v1.returncode == EXIT_API_ERROR
+    assert no_v1.stderr.count(f"hint: the server URL usually ends in /v1 (got {url})") == 1
+
+    wrong_key = ampwrite(*load_argv(ampwrite_sandbox.url, "sk-wrong-key-7", source))
+    assert wrong_key.returncode == EXIT_API_ERROR
+    assert wrong_key.stderr.count("hint: the API key was refused: check --api-key") == 1
+    assert "sk-wrong-key-7" not in wrong_key.stderr
+
+
+def test_operation_against_a_closed_port_says_which_flag_to_check() -> None:
+    url = closed_port_url()
+    done = ampwrite(
+        "operation", "get", "op-1", "--project", "p", "--api-key", "sk", "--platform-url", url,
+        "--retry-for", "2",
+    )  # fmt: skip
+
+    assert done.returncode == EXIT_TRANSPORT
+    assert "ampwrite operation get: attempt 1 of" in done.stderr
+    assert f"no answer from {url} after " in done.stderr
+    assert "check --platform-url / AMPERSAND_PLATFORM_URL" in done.stderr

@@ -39,8 +39,9 @@ EXIT_TRANSPORT: Final = 4
 EXIT_INTERRUPTED: Final = 130
 
 WRITE_RETRIES: Final = 15.0
-"""`ampwrite write` is interactive: it retries for 15 s in all (the library's default is 60 s),
-so a server that is not there is reported in about 8 s rather than 16 s."""
+"""`ampwrite write` and `operation` are interactive: a request is retried for 15 s in all (the
+library's default is 60 s), so a server that is not there is reported in about 8 s rather
+than 16 s (`--retry-for` changes it)."""
 
 EPILOG: Final = """exit status: 0 success, 2 usage or invalid request (nothing sent),
 3 the API answered with an error, 4 no usable answer (network, timeout, malformed answer),
@@ -218,9 +219,11 @@ def _cmd_operation(ns: argparse.Namespace) -> int:
     from ..models import OperationStatus
     from ..operations import get_operation, list_operation_logs, wait_for_operation
     from ..result import Result
+    from ..retries import RetryConfig
     from ._notices import RetryLines, showing_retries
 
     label = f"ampwrite operation {ns.action}"
+    ns.retries = RetryConfig(max_elapsed_time=ns.retry_for)
     core = make_core(ns, label, platform=True)
     if isinstance(core, int):
         return core
@@ -522,6 +525,13 @@ def _add_operation_parser(commands: Any) -> None:
         "--platform-url", help="Platform API URL (default: $AMPERSAND_PLATFORM_URL)"
     )
     operation.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    operation.add_argument(
+        "--retry-for",
+        type=float,
+        default=WRITE_RETRIES,
+        metavar="SECONDS",
+        help="how long to retry one request after 429, 503 or no answer (default 15)",
+    )
     operation.set_defaults(handler=_cmd_operation)
 
 

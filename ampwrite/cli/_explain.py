@@ -10,7 +10,7 @@ from typing import Final
 
 from ..errors import AmpWriteError, APIError, TransportError
 
-__all__ = ["hints", "in_cli_terms", "no_answer"]
+__all__ = ["hints", "in_cli_terms", "no_answer", "outcome_hints"]
 
 # Core's keyword arguments as the command spells them; `api_key=...` first (it is longest)
 _FLAGS: Final = (
@@ -33,17 +33,37 @@ def in_cli_terms(message: str) -> str:
     return message
 
 
+KEY_HINT: Final = "hint: the API key was refused: check --api-key / AMPERSAND_API_KEY"
+
+
+def _status_hints(status: int, *, url: str, url_flag: str) -> list[str]:
+    if status == 404 and "/v1" not in urllib.parse.urlsplit(url).path:
+        return [f"hint: the server URL usually ends in /v1 (got {url}); check {url_flag}"]
+    if status in (401, 403):
+        return [KEY_HINT]
+    return []
+
+
 def hints(error: AmpWriteError, *, url: str, url_flag: str, url_env: str) -> list[str]:
     """What to check after `error`, one `hint: ...` line each (none when nothing obvious).
     `url` is the server the request went to, `url_flag` and `url_env` where it came from."""
     if isinstance(error, APIError):
-        if error.status == 404 and "/v1" not in urllib.parse.urlsplit(url).path:
-            return [f"hint: the server URL usually ends in /v1 (got {url}); check {url_flag}"]
-        if error.status in (401, 403):
-            return ["hint: the API key was refused: check --api-key / AMPERSAND_API_KEY"]
+        return _status_hints(error.status, url=url, url_flag=url_flag)
     if isinstance(error, TransportError) and not error.maybe_sent:
         return [f"hint: is the server at {url} running? check {url_flag} / {url_env}"]
     return []
+
+
+_OUTCOME_STATUS: Final = re.compile(r"^(?:\w*Error): (\d{3}) ")
+
+
+def outcome_hints(error: str | None, *, url: str) -> list[str]:
+    """`hints` for a record of a load, whose outcome keeps the error as a line of text
+    (`AuthenticationError: 401 Unauthorized: ...`, as `ampwrite.bulk` writes it)."""
+    found = _OUTCOME_STATUS.match(error or "")
+    if found is None:
+        return []
+    return _status_hints(int(found.group(1)), url=url, url_flag="--server-url")
 
 
 def no_answer(error: TransportError, *, url: str, seconds: float) -> str:

@@ -27,7 +27,7 @@ from ..bulk._outcome import Outcome
 from ..core import ENV_SERVER_URL, Core
 from ..errors import AmpWriteError
 from . import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
-from ._explain import in_cli_terms
+from ._explain import in_cli_terms, outcome_hints
 from ._notices import RetryLines, showing_retries
 
 __all__ = ["ProgressBar", "run_load"]
@@ -200,7 +200,12 @@ def _load(ns: argparse.Namespace, core: Core, load: FileLoad, err: TextIO) -> in
     bar.status = retries.waiting
     listed = [0]
 
+    found_hints: dict[str, None] = {}  # in order, once each
+
     def on_outcome(outcome: Outcome) -> None:
+        if outcome.status == "failed" and len(found_hints) < 2:
+            url = core.server_url
+            found_hints.update(dict.fromkeys(outcome_hints(outcome.error, url=url)))
         if ns.out is None and outcome.status in ("failed", "unknown"):
             listed[0] += 1
             if listed[0] <= FAILURES_LISTED:
@@ -261,7 +266,10 @@ def _load(ns: argparse.Namespace, core: Core, load: FileLoad, err: TextIO) -> in
             "record(s) not listed: pass --out to keep every outcome",
             file=err,
         )
-    return _report(ns, summary, retries, err)
+    status = _report(ns, summary, retries, err)
+    for hint in found_hints:
+        print(hint, file=err)
+    return status
 
 
 def _summary_line(summary: LoadSummary) -> str:
