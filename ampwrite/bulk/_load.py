@@ -454,14 +454,12 @@ class FileLoad:
         self.retries = retries
         self.path = path
         self.kind = input_format(path, format)
-        self.target = {
-            "project_id_or_name": project_id_or_name,
-            "integration_id": integration_id,
-            "object_name": object_name,
-            "group_ref": group_ref,
-            "type": type,
-            "mode": mode,
-        }
+        self.project_id_or_name = project_id_or_name
+        self.integration_id = integration_id
+        self.object_name = object_name
+        self.group_ref = group_ref
+        self.type: WriteType = type
+        self.mode: WriteMode = mode
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.all_or_none = all_or_none
@@ -674,7 +672,12 @@ class FileLoad:
             retry_ambiguous=self.retry_unknown,
             on_send=sent,
             retries=self.retries,
-            **self.target,  # type: ignore[arg-type]
+            project_id_or_name=self.project_id_or_name,
+            integration_id=self.integration_id,
+            object_name=self.object_name,
+            group_ref=self.group_ref,
+            type=self.type,
+            mode=self.mode,
         )
         self._writes = writes
         if self._interrupted.is_set():
@@ -762,9 +765,7 @@ class FileLoad:
         their final outcomes (a results line each, after the accepted one). An interrupt
         stops the following at once: the records not settled stay accepted, as recorded.
         Returns whether it was interrupted."""
-        follower = Follower(
-            self.core, str(self.target["project_id_or_name"]), timeout=self.wait_timeout
-        )
+        follower = Follower(self.core, self.project_id_or_name, timeout=self.wait_timeout)
         self._follower = follower
         try:
             for operation_id, accepted in held.items():
@@ -778,6 +779,49 @@ class FileLoad:
         return follower.stopping.is_set()
 
 
-def load_file(core: Core, path: str, **options: Any) -> LoadSummary:
-    """`FileLoad(core, path, **options).run()`: load a file to its end (see `FileLoad`)."""
-    return FileLoad(core, path, **options).run()
+def load_file(
+    core: Core,
+    path: str,
+    *,
+    project_id_or_name: str,
+    integration_id: str,
+    object_name: str,
+    group_ref: str,
+    type: WriteType = "create",
+    mode: WriteMode = "synchronous",
+    batch_size: int = 100,
+    concurrency: int = 4,
+    all_or_none: bool = False,
+    out: str | None = None,
+    resume: bool = False,
+    retry_unknown: bool = False,
+    format: Literal["csv", "jsonl"] | None = None,
+    column_types: Mapping[str, str] | None = None,
+    wait: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    retries: RetryConfig | None = None,
+    on_outcome: Callable[[Outcome], object] | None = None,
+) -> LoadSummary:
+    """Load a file to its end: `FileLoad(core, path, ...).run(on_outcome=on_outcome)`."""
+    load = FileLoad(
+        core,
+        path,
+        project_id_or_name=project_id_or_name,
+        integration_id=integration_id,
+        object_name=object_name,
+        group_ref=group_ref,
+        type=type,
+        mode=mode,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        all_or_none=all_or_none,
+        out=out,
+        resume=resume,
+        retry_unknown=retry_unknown,
+        format=format,
+        column_types=column_types,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        retries=retries,
+    )
+    return load.run(on_outcome=on_outcome)
