@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_PLATFORM_URL",
     "DEFAULT_SERVER_URL",
     "DEFAULT_TIMEOUT",
+    "MIN_API_KEY_LENGTH",
     "ApiKey",
     "Core",
     "CoreOptions",
@@ -56,6 +57,12 @@ Timeout: TypeAlias = float | tuple[float, float]
 ApiKey: TypeAlias = str | Callable[[], str]
 
 
+MIN_API_KEY_LENGTH: Final = 8
+"""The shortest key ampwrite sends. Whatever a server echoes of the key is redacted from
+answers, errors and logs; a shorter key is no secret worth the name, and replacing every copy
+of it would mangle answers (a one-letter key is in nearly every word), so it is refused."""
+
+
 def check_api_key(key: object) -> str | ConfigurationError:
     """The key itself, or why it cannot be sent. Messages never include the key."""
     if not isinstance(key, str):
@@ -66,6 +73,11 @@ def check_api_key(key: object) -> str | ConfigurationError:
         return ConfigurationError("the API key contains CR, LF or NUL characters")
     if not (key.isascii() and key.isprintable()):
         return ConfigurationError("the API key must be printable ASCII")
+    if len(key) < MIN_API_KEY_LENGTH:
+        return ConfigurationError(
+            f"the API key is shorter than {MIN_API_KEY_LENGTH} characters, too short to be a "
+            "real key: check that the whole key was passed"
+        )
     return key
 
 

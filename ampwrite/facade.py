@@ -190,15 +190,14 @@ class Operations:
             yield from page.unwrap().results
 
 
-class AmpWrite:
-    """A client: `AmpWrite(api_key=...).write.records(request)`,
-    `client.operations.wait(project, operation_id)`.
+class Client:
+    """What `AmpWrite` and `ampwrite.aio.AsyncAmpWrite` share: how they are made, and `.core`.
 
-    - `AmpWrite(api_key=None, *, server_url=..., timeout=..., ...)` takes the arguments of
+    - `Client(api_key=None, *, server_url=..., timeout=..., ...)` takes the arguments of
       `Core`, `api_key` and the keyword `options` (`CoreOptions` lists them, typed), and
-      makes its own `Core`, which `close()` closes.
-    - `AmpWrite(core=core)` works with a `core` you already have (one shared with the
-      functional API, say) and takes no other argument; `close()` leaves that `Core` open.
+      makes its own `Core`, which closing the client closes.
+    - `Client(core=core)` works with a `core` you already have (one shared with the
+      functional API, say) and takes no other argument; closing the client leaves it open.
 
     `.core` is the `Core` it uses, for the functional API.
     """
@@ -216,9 +215,26 @@ class AmpWrite:
         core: Core | None = None,
         **options: Unpack[CoreOptions],
     ) -> None:
-        self.core, self._owns_core = client_core(api_key, core, options, client="AmpWrite")
-        self.write = Write(self.core)
-        self.operations = Operations(self.core)
+        name = type(self).__name__
+        self.core, self._owns_core = client_core(api_key, core, options, client=name)
+        self._attach(self.core)
+
+    def _attach(self, core: Core) -> None:
+        """Set up the client's parts over `core` (each client has its own)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.core!r})"
+
+
+class AmpWrite(Client):
+    """A client: `AmpWrite(api_key=...).write.records(request)`,
+    `client.operations.wait(project, operation_id)`; made from `Core`'s arguments or from a
+    `core=`, as `Client` says.
+    """
+
+    def _attach(self, core: Core) -> None:
+        self.write = Write(core)
+        self.operations = Operations(core)
 
     def close(self) -> None:
         """Close the `Core` if this client made it (one passed as `core=` is left open)."""
@@ -230,6 +246,3 @@ class AmpWrite:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"AmpWrite({self.core!r})"

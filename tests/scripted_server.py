@@ -63,7 +63,9 @@ class Framed:
     """An answer framed as `framing` says: "length" (Content-Length), "chunked" or
     "until-close" (neither: the body ends when the server closes). `close` adds
     `Connection: close`; `http10` answers as HTTP/1.0; the body follows the headers after
-    `delay` seconds (in two writes, `delay` apart, when chunked)."""
+    `delay` seconds (in two writes, `delay` apart, when chunked). `declared` adds a
+    `Content-Length` of that value whatever the framing (a chunked answer carrying one is
+    framed two ways at once)."""
 
     status: int
     body: bytes
@@ -72,6 +74,7 @@ class Framed:
     http10: bool = False
     delay: float = 0.0
     content_type: str = "application/json"
+    declared: int | None = None
 
     @property
     def keeps_alive(self) -> bool:
@@ -84,6 +87,8 @@ class Framed:
             lines.append(f"Content-Length: {len(self.body)}")
         elif self.framing == "chunked":
             lines.append("Transfer-Encoding: chunked")
+        if self.declared is not None:
+            lines.append(f"Content-Length: {self.declared}")
         if self.close:
             lines.append("Connection: close")
         conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))

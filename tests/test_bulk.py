@@ -603,7 +603,7 @@ def test_a_server_that_cannot_be_reached_fails_everything_after_one_retry_budget
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     records = [{"n": i} for i in range(100)]
-    with Core("key", server_url=f"http://127.0.0.1:{port}/v1") as nowhere:
+    with Core("nowhere-key", server_url=f"http://127.0.0.1:{port}/v1") as nowhere:
         writes = write_many(nowhere, records, **WHERE, batch_size=10, concurrency=2, retries=QUICK)
         outcomes = by_index(writes)
 

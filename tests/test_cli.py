@@ -169,7 +169,7 @@ def test_sandbox_command_serves_until_interrupted() -> None:
             "--port",
             "0",
             "--api-key",
-            "cli-key",
+            "cli-key-1234",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -179,7 +179,7 @@ def test_sandbox_command_serves_until_interrupted() -> None:
         first = process.stdout.readline()
         assert "http://127.0.0.1:" in first
         url = first.split()[-1]
-        status = main(write_argv(url, "cli-key", "--record", '{"a": 1}'))
+        status = main(write_argv(url, "cli-key-1234", "--record", '{"a": 1}'))
         assert status == EXIT_OK
     finally:
         process.send_signal(2)  # SIGINT, as Ctrl-C

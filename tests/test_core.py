@@ -34,17 +34,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 def test_key_and_url_come_from_the_environment(
     clean_env: pytest.MonkeyPatch, server: ScriptedServer
 ) -> None:
-    clean_env.setenv("AMPERSAND_API_KEY", "env-key")
+    clean_env.setenv("AMPERSAND_API_KEY", "env-key-1234")
     clean_env.setenv("AMPERSAND_SERVER_URL", server.url)
     with Core() as core:
         assert core.server_url == server.url
         write_records(core, single())
 
-    assert server.received[0].headers["x-api-key"] == "env-key"
+    assert server.received[0].headers["x-api-key"] == "env-key-1234"
 
 
 def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
-    core = Core("k")
+    core = Core(API_KEY)
     assert core.server_url == DEFAULT_SERVER_URL
     assert core.timeout == (10.0, 60.0, 70.0)  # connect, read, the attempt as a whole
     assert core.retries == RetryConfig()
@@ -63,12 +63,12 @@ def test_unsendable_keys_are_refused(key: str) -> None:
 
 
 def test_a_callable_key_is_asked_on_every_call(server: ScriptedServer) -> None:
-    keys = iter(["key-1", "key-2"])
+    keys = iter(["rotating-key-1", "rotating-key-2"])
     with Core(lambda: next(keys), server_url=server.url) as core:
         write_records(core, single())
         write_records(core, single())
 
-    assert [r.headers["x-api-key"] for r in server.received] == ["key-1", "key-2"]
+    assert [r.headers["x-api-key"] for r in server.received] == ["rotating-key-1", "rotating-key-2"]
 
 
 def test_a_failing_key_callable_is_an_error_value(server: ScriptedServer) -> None:
@@ -96,18 +96,18 @@ def test_a_failing_key_callable_is_an_error_value(server: ScriptedServer) -> Non
 )
 def test_unsafe_or_malformed_server_urls_are_refused(url: str) -> None:
     with pytest.raises(ConfigurationError):
-        Core("k", server_url=url)
+        Core(API_KEY, server_url=url)
 
 
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8726/v1", "http://localhost:1/v1", "http://[::1]:80/v1"]
 )
 def test_plain_http_is_fine_on_loopback(url: str) -> None:
-    assert Core("k", server_url=url).server_url == url
+    assert Core(API_KEY, server_url=url).server_url == url
 
 
 def test_plain_http_elsewhere_needs_explicit_permission() -> None:
-    core = Core("k", server_url="http://api.internal/v1/", allow_insecure_http=True)
+    core = Core(API_KEY, server_url="http://api.internal/v1/", allow_insecure_http=True)
     assert core.server_url == "http://api.internal/v1"
 
 
@@ -121,7 +121,7 @@ def test_per_call_server_url_is_checked_too(core: Core, server: ScriptedServer) 
 @pytest.mark.parametrize("timeout", [0, -1, (1, 0), (1, 2, 3), "5", float("inf"), True])
 def test_bad_timeouts_are_refused(timeout: object) -> None:
     with pytest.raises(ConfigurationError):
-        Core("k", timeout=timeout)  # type: ignore[arg-type]
+        Core(API_KEY, timeout=timeout)  # type: ignore[arg-type]
 
 
 def test_headers_sent(core: Core, server: ScriptedServer) -> None:
@@ -186,7 +186,7 @@ def test_the_key_never_shows(server: ScriptedServer, caplog: pytest.LogCaptureFi
 def test_a_callers_session_is_used_and_left_open(server: ScriptedServer) -> None:
     session = requests.Session()
     session.headers["X-From-Session"] = "yes"
-    with Core("k", server_url=server.url, session=session) as core:
+    with Core(API_KEY, server_url=server.url, session=session) as core:
         assert core.session is session
         write_records(core, single())
 

@@ -5,8 +5,8 @@ a consumer that stops early."""
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator

@@ -219,7 +219,7 @@ def test_keys_that_are_not_printable_ascii_are_refused(key: str, server: Scripte
 @pytest.mark.parametrize("timeout", [1e10, (1, 1e7)])
 def test_absurd_timeouts_are_refused(timeout: Any) -> None:
     with pytest.raises(ConfigurationError):
-        Core("k", timeout=timeout)
+        Core(API_KEY, timeout=timeout)
 
 
 def test_a_single_number_bounds_the_attempt_as_a_whole(server: ScriptedServer) -> None:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from ampwrite import Core, Err, Ok, RetryConfig
-from ampwrite.errors import ServerError, WriteFailedError
+from ampwrite.errors import ServerError, TransportError, WriteFailedError
 from ampwrite.models import SingleWriteResponse
 from tests.conftest import API_KEY, Driver
 from tests.requests_data import single
@@ -109,3 +109,59 @@ def test_each_framing_decodes_and_the_next_write_works(
     assert isinstance(again, Ok), again
     keeps_alive = not (close or http10 or framing == "until-close")
     assert tls_server.connections == (1 if keeps_alive else 2)
+
+
+# -- an answer framed two ways at once -----------------------------------------------------
+#
+# RFC 9112 §6.3: Transfer-Encoding overrides Content-Length. ampwrite reads such an answer as
+# chunked (what the message means; for a write that is not idempotent, refusing it would turn
+# a known outcome into an unknown one) and closes the connection after it, so whatever the
+# two framings disagree about cannot be read as the next answer.
+
+DECLARED = {"shorter": 10, "longer": 10_000, "zero": 0, "over the size limit": 10**12}
+
+
+@pytest.mark.parametrize("declared", DECLARED.values(), ids=DECLARED.keys())
+def test_a_chunked_answer_is_read_as_chunked_whatever_its_content_length(
+    tls_server: ScriptedServer, framed_core: Core, declared: int, driver: Driver
+) -> None:
+    body = json.dumps(BODIES[200]).encode()
+    tls_server.script(Framed(200, body, "chunked", declared=declared))
+
+    result = driver(framed_core, single())
+
+    assert isinstance(result, Ok), result
+    assert isinstance(result.value, SingleWriteResponse)
+    assert result.value.result is not None and result.value.result.record_id == "rec-f"
+    again = driver(framed_core, single())
+    assert isinstance(again, Ok), again
+    assert tls_server.connections == 2  # the connection of the mixed answer was not reused
+
+
+CHUNKED_BODY = b"%x\r\n%s\r\n0\r\n\r\n" % (
+    len(json.dumps(BODIES[200])),
+    json.dumps(BODIES[200]).encode(),
+)
+UNTRUSTED_FRAMINGS = {
+    "a coding ampwrite never asked for": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n"
+    ),
+    "chunked twice": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n",
+    "chunked in HTTP/1.0": b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Length: 5\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("head", UNTRUSTED_FRAMINGS.values(), ids=UNTRUSTED_FRAMINGS.keys())
+def test_a_transfer_encoding_that_is_not_plain_chunked_is_refused(
+    tls_server: ScriptedServer, framed_core: Core, head: bytes, driver: Driver
+) -> None:
+    tls_server.script(head + CHUNKED_BODY)
+
+    result = driver(framed_core, single())
+
+    assert isinstance(result, Err) and type(result.error) is TransportError, result
+    assert result.error.maybe_sent and result.error.kind == "interrupted"
+    assert "Transfer-Encoding" in str(result.error)
+    assert isinstance(driver(framed_core, single()), Ok)

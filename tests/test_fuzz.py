@@ -3,8 +3,9 @@
 A loopback server answers with whatever hypothesis draws: any status from 100 to 599, any
 content type, random, truncated or deeply nested JSON, invalid UTF-8, empty bodies, bogus
 `Retry-After` values, a body shorter than its `Content-Length`, or a reset or close mid-answer;
-framed by Content-Length, chunked or read until close, with or without `Connection: close`, as
-HTTP/1.1 or HTTP/1.0, the body sent with the headers or after them.
+framed by Content-Length, chunked (at times with a Content-Length of any value too) or read
+until close, with or without `Connection: close`, as HTTP/1.1 or HTTP/1.0, the body sent with
+the headers or after them.
 `Ok` must come only from a 2xx whose body fits the contract, and always from one. CI runs a
 fixed seed; set AMPWRITE_FUZZ_EXAMPLES to run more.
 """
@@ -160,6 +161,9 @@ def answers(draw: st.DrawFn) -> Fuzzed | str:
         lines.append(f"Content-Length: {len(body) + (draw(st.integers(1, 50)) if short else 0)}")
     elif framing == "chunked":
         lines.append("Transfer-Encoding: chunked")
+        declared = draw(st.one_of(st.none(), st.integers(0, 10**7)))
+        if declared is not None:  # framed two ways at once: the chunks are what counts
+            lines.append(f"Content-Length: {declared}")
         payload = (f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b"") + (
             b"" if short else b"0\r\n\r\n"
         )

@@ -115,7 +115,7 @@ def test_plain_import_does_not_load_argparse() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGINT delivery to a child")
 def test_module_entry_point_serves_until_interrupted() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "ampwrite.sandbox", "--port", "0", "--api-key", "cli-key"]
+    argv = [sys.executable, "-m", "ampwrite.sandbox", "--port", "0", "--api-key", "cli-key-1234"]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None
@@ -127,7 +127,7 @@ def test_module_entry_point_serves_until_interrupted() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         body = json.dumps({"groupRef": "g", "type": "create", "record": {}})
         path = "/v1/projects/p/integrations/i/objects/o"
-        headers = {"X-Api-Key": "cli-key", "Content-Type": "application/json"}
+        headers = {"X-Api-Key": "cli-key-1234", "Content-Type": "application/json"}
         conn.request("POST", path, body=body, headers=headers)
         assert conn.getresponse().status == 200
         conn.close()

@@ -441,6 +441,10 @@ def test_paging_walks_every_operation_once_newest_first(
     write(quick_client, {"groupRef": "other", "type": "create", "record": {}})
     newest_first = ids[::-1]
     installation = installation_of(quick)
+    deadline = time.monotonic() + 10  # the asynchronous write ends first: no page may race it
+    while get_operation(quick_client, ids[-1])["status"] == "in_progress":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     for size in (1, 2, 1000):
         assert walk(quick_client, installation, size) == newest_first
     page = check(quick_client.send("GET", list_path(installation)), "list")  # 200 by default

@@ -115,6 +115,41 @@ def test_the_cli_prints_no_echoed_key(
     assert API_KEY not in captured.out + captured.err
 
 
+# -- keys too short to redact ---------------------------------------------------------------
+#
+# Every key ampwrite sends is redacted from what a server echoes; one too short to be a secret
+# (a one-letter key is in nearly every word: replacing it would mangle answers) is refused.
+
+SHORT_KEYS = ["Q", "Zq9", "Zq9-Wv2"]  # 1, 3 and 7 characters
+
+
+@pytest.mark.parametrize("key", SHORT_KEYS, ids=len)
+def test_a_key_too_short_to_redact_is_refused_and_nothing_is_sent(
+    key: str, server: ScriptedServer
+) -> None:
+    server.default = f"HTTP/1.1 400 {key}\r\nX-Echo: {key}\r\nContent-Length: 0\r\n\r\n".encode()
+    with pytest.raises(ConfigurationError, match="shorter than 8 characters") as caught:
+        Core(key, server_url=server.url)
+    assert key not in str(caught.value)
+    with Core(lambda: key, server_url=server.url, retries=RetryConfig.none()) as core:
+        result = write_records(core, single())
+    assert isinstance(result, Err) and isinstance(result.error, ConfigurationError)
+    assert "shorter than 8 characters" in str(result.error)
+    assert server.received == []
+
+
+def test_a_key_of_eight_characters_is_taken_and_redacted(server: ScriptedServer) -> None:
+    key = "Zq9-Wv2x"
+    echo = f"HTTP/1.1 400 {key}\r\nX-Echo: {key}\r\nContent-Length: {len(key)}\r\n\r\n{key}"
+    server.script(echo.encode())
+    with Core(key, server_url=server.url, retries=RetryConfig.none()) as core:
+        result = write_records(core, single())
+    assert server.received[0].headers["x-api-key"] == key
+    assert isinstance(result, Err) and isinstance(result.error, APIError)
+    assert key not in _everything_said(result.error)
+    assert result.error.headers["X-Echo"] == "***" and result.error.body == "***"
+
+
 # -- server URLs with whitespace or control characters ---------------------------------------------
 
 

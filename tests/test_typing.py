@@ -72,15 +72,15 @@ import requests
 
 from ampwrite import AmpWrite, Core, RetryConfig
 
-AmpWrite("k", server_url="https://example.com", timeout=(1, 2), retries=RetryConfig.none())
-AmpWrite(lambda: "rotated", session=requests.Session(), allow_insecure_http=False)
-AmpWrite(core=Core("k"))
-AmpWrite("k", server_ur="https://example.com")  # error: call-overload
-AmpWrite("k", timeout="ten")  # error: call-overload
-AmpWrite(core=Core("k"), timeout=3)  # error: call-overload
+AmpWrite("test-key", server_url="https://example.com", timeout=(1, 2), retries=RetryConfig.none())
+AmpWrite(lambda: "rotated-key", session=requests.Session(), allow_insecure_http=False)
+AmpWrite(core=Core("test-key"))
+AmpWrite("test-key", server_ur="https://example.com")  # error: call-overload
+AmpWrite("test-key", timeout="ten")  # error: call-overload
+AmpWrite(core=Core("test-key"), timeout=3)  # error: call-overload
 AmpWrite(core="k")  # error: call-overload
-Core("k", server_ur="https://example.com")  # error: call-arg
-Core("k", timeout="ten")  # error: arg-type
+Core("test-key", server_ur="https://example.com")  # error: call-arg
+Core("test-key", timeout="ten")  # error: arg-type
 """
 
 PROGRAMS = {"chains": CHAINS, "facade": FACADE}

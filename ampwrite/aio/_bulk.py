@@ -10,20 +10,24 @@ Cancelling the consumer while it waits for an outcome stops the run (nothing mor
 and keeps the outcomes of the requests in flight: iterate again to receive them, then the
 iteration ends. A consumer that stops iterating holds the run back: at most a batch of
 outcomes waits for it, besides the requests in flight. `aclose()`
-(leaving an `async with` block) ends the run at once, as `BulkWrites.close()` does.
+(leaving an `async with` block) ends the run at once, as `BulkWrites.close()` does; so does
+dropping the run without it (a `break` out of `async for`), as with a dropped `BulkWrites`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from ..bulk import BulkWrites, Outcome, Progress
 from ..bulk import write_many as bulk_write_many
@@ -32,6 +36,11 @@ from ..core import Core
 __all__ = ["AsyncBulkWrites", "write_many"]
 
 _LOOK: Final = 0.1  # seconds between looks at whether the run is over, while reading input
+_LOOP_GONE: Final = (
+    "the async input was not read to its end: the event loop that reads it (the one that"
+    " first iterated the run) closed or cancelled the read"
+)
+_Waiter: TypeAlias = "tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]"
 
 
 def write_many(
@@ -43,6 +52,12 @@ def write_many(
     generator, an async database cursor). Every input record gets exactly one `Outcome`, as
     with the synchronous run. Raises `TypeError` or `ValueError` at once for unusable
     arguments, as `ampwrite.bulk.write_many` does.
+
+    `on_progress` and `on_send` are called on threads of the run, never on the event loop
+    (the run's own thread stands for the synchronous consuming thread, and runs in a copy of
+    the consumer's context): to reach the loop from them, use `loop.call_soon_threadsafe`.
+    What they raise ends the run as it does the synchronous one, and is raised here once the
+    outcomes before it are taken.
     """
     return AsyncBulkWrites(core, records, options)
 
@@ -78,27 +93,17 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
     def __init__(
         self, core: Core, records: Iterable[Any] | AsyncIterable[Any], options: dict[str, Any]
     ) -> None:
-        self._source = records
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing = threading.Event()  # the consumer is gone: the input stops too
         batch = options.get("batch_size", 100)
         # outcomes handed over and not yet taken, at most: a consumer that falls behind (or
         # stops iterating) holds the run back, as a synchronous one does
-        self._room_for = batch if isinstance(batch, int) and batch > 0 else 1
-        source: Iterable[Any]
-        if isinstance(records, AsyncIterable):
-            source = self._pulled(records, self._room_for)
-        else:
-            source = records
-        self._run: BulkWrites = bulk_write_many(core, source, **options)
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)  # the pump waits here for the consumer
-        self._ready: deque[Outcome] = deque()
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
-        self._over = False  # the pump has handed over everything it will
-        self._failure: BaseException | None = None  # raised once the outcomes are taken
-        self._ended: Future[None] = Future()  # the pump's thread has let go of the run
+        pipe = _Pipe(batch if isinstance(batch, int) and batch > 0 else 1)
+        source = pipe.pulled(records) if isinstance(records, AsyncIterable) else records
+        pipe.run = bulk_write_many(core, source, **options)
+        self._pipe = pipe
         self._pump: threading.Thread | None = None
+        # dropped without `aclose()` (a `break` out of `async for`): the run ends, as a
+        # dropped `BulkWrites` does. The pump and the input hold the pipe, never this object.
+        weakref.finalize(self, pipe.close)
 
     # -- the consumer, on the event loop ------------------------------------------------------
 
@@ -107,46 +112,47 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
 
     async def __anext__(self) -> Outcome:
         self._start()
+        pipe = self._pipe
         while True:
-            with self._lock:
-                if self._ready:
-                    outcome = self._ready.popleft()
-                    self._room.notify()
+            with pipe.lock:
+                if pipe.ready:
+                    outcome = pipe.ready.popleft()
+                    pipe.room.notify()
                     return outcome
-                if self._over:
-                    failure, self._failure = self._failure, None
+                if pipe.over:
+                    failure, pipe.failure = pipe.failure, None
                     if failure is not None:
                         raise failure
                     raise StopAsyncIteration
                 loop = asyncio.get_running_loop()
                 waiter = loop.create_future()
-                self._waiter = (loop, waiter)
+                pipe.waiters.append((loop, waiter))
             try:
                 await waiter
             except asyncio.CancelledError:
+                with pipe.lock, contextlib.suppress(ValueError):
+                    pipe.waiters.remove((loop, waiter))
                 self.stop()  # outcomes of the requests in flight stay for the next iteration
                 raise
 
     def stop(self) -> None:
         """Send nothing more; the outcomes of the requests in flight are still yielded."""
-        self._run.stop()
+        self._pipe.stopping.set()
+        self._pipe.run.stop()
 
     async def aclose(self) -> None:
         """End the run now: nothing more is sent once this returns; the outcomes of the
         requests in flight are not reported (those records may be written)."""
-        self._closing.set()
-        with self._lock:
-            self._ready.clear()
-            self._room.notify_all()
+        self._pipe.close()
         if self._pump is None:
-            self._run.close()
+            self._pipe.run.close()
             return
-        await asyncio.wrap_future(self._ended)
+        await asyncio.wrap_future(self._pipe.ended)
 
     @property
     def progress(self) -> Progress:
         """A `Progress` snapshot of the run (counted as the run hands outcomes over)."""
-        return self._run.progress
+        return self._pipe.run.progress
 
     async def __aenter__(self) -> AsyncBulkWrites:
         return self
@@ -162,55 +168,118 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
     def _start(self) -> None:
         if self._pump is not None:
             return
-        self._loop = asyncio.get_running_loop()
-        self._pump = threading.Thread(target=self._hand_over, name="ampwrite-aio-bulk", daemon=True)
+        self._pipe.loop = asyncio.get_running_loop()
+        # running: a cancelled `aclose()` then cannot cancel it (and the next one waits on it)
+        self._pipe.ended.set_running_or_notify_cancel()
+        # in a copy of the consumer's context: the input, `on_progress` and the reads of an
+        # async input see its context variables, as under a plain `for` or `async for`
+        self._pump = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._pipe.hand_over,),
+            name="ampwrite-aio-bulk",
+            daemon=True,
+        )
         self._pump.start()
+
+
+class _Pipe:
+    """What the consumer, on the event loop, and the pump, on its own thread, share: the run,
+    the outcomes handed over and not yet taken, the consumers waiting for one."""
+
+    run: BulkWrites
+
+    def __init__(self, room_for: int) -> None:
+        self.room_for = room_for
+        self.loop: asyncio.AbstractEventLoop | None = None  # the one that reads an async input
+        self.closing = threading.Event()  # the consumer is gone: the input stops too
+        self.stopping = threading.Event()  # `stop()`: no more input is read either
+        # reentrant: `close` may run in a finalizer, on a thread that holds it already
+        self.lock = threading.RLock()
+        self.room = threading.Condition(self.lock)  # the pump waits here for the consumer
+        self.ready: deque[Outcome] = deque()
+        # the consumers waiting for an outcome (several tasks may share a run), each woken to
+        # look again at every hand-over
+        self.waiters: list[_Waiter] = []
+        self.over = False  # the pump has handed over everything it will
+        self.failure: BaseException | None = None  # raised once the outcomes are taken
+        self.ended: Future[None] = Future()  # the pump's thread has let go of the run
+
+    def close(self) -> None:
+        """The consumer is gone (`aclose()`, or it was dropped): stop the run, no waiting
+        on the server (a 429's wait, an operation's end) either, and drop what it handed
+        over; the pump lets go of the run at its next outcome."""
+        self.closing.set()
+        self.run.stop()
+        with self.lock:
+            self.ready.clear()
+            self.room.notify_all()
 
     # -- the pump, on its own thread ----------------------------------------------------------
 
-    def _hand_over(self) -> None:
+    def hand_over(self) -> None:
         """Iterate the run, handing each outcome to the consumer as room allows."""
         failure: BaseException | None = None
         try:
-            for outcome in self._run:
-                with self._room:
-                    while len(self._ready) >= self._room_for and not self._closing.is_set():
-                        self._room.wait()
-                    if self._closing.is_set():
+            for outcome in self.run:
+                with self.room:
+                    while len(self.ready) >= self.room_for and not self.closing.is_set():
+                        self.room.wait()
+                    if self.closing.is_set():
                         break
-                    self._ready.append(outcome)
-                    waiter, self._waiter = self._waiter, None
-                _wake(waiter)
+                    self.ready.append(outcome)
+                    waiters, self.waiters = self.waiters, []
+                _wake(waiters)
         except BaseException as exc:  # the caller's input or on_send failed: raised in order
             failure = exc
         finally:
-            if self._closing.is_set():
-                self._run.close()
-            with self._lock:
-                self._over = True
-                self._failure = None if self._closing.is_set() else failure
-                waiter, self._waiter = self._waiter, None
-            _wake(waiter)
-            self._ended.set_result(None)
+            if self.closing.is_set():
+                self.run.close()
+            with self.lock:
+                self.over = True
+                self.failure = None if self.closing.is_set() else failure
+                waiters, self.waiters = self.waiters, []
+            _wake(waiters)
+            self.ended.set_result(None)
 
-    def _pulled(self, records: AsyncIterable[Any], count: int) -> Iterator[Any]:
+    def ended_input(self) -> bool:
+        """Whether the run needs no more input: it was stopped, or the consumer is gone."""
+        return self.stopping.is_set() or self.closing.is_set()
+
+    def pulled(self, records: AsyncIterable[Any]) -> Iterator[Any]:
         """The async iterable as a plain iterator for the run's thread: a batch's worth is
-        read on the event loop, in one step, each time the run asks for more."""
-        iterator = aiter(records)
+        read on the event loop, in one step, each time the run asks for more. If that loop
+        closes (or cancels the read) before the input ended, the input fails: it is not
+        taken for ended, as if every record had been given."""
+        source = _Input(records)
         while True:
-            loop = self._loop
-            if loop is None or loop.is_closed():
+            loop = self.loop
+            if self.ended_input():
                 return
-            pending = asyncio.run_coroutine_threadsafe(_read(iterator, count), loop)
+            if loop is None or loop.is_closed():
+                raise RuntimeError(_LOOP_GONE)
+            read = _read(source, self.room_for)
+            try:
+                # the read's task copies the context it is made in: the pump's, a copy of
+                # the consumer's, as if it iterated the input itself
+                pending = asyncio.run_coroutine_threadsafe(read, loop)
+            except RuntimeError:  # the loop closed just now
+                read.close()
+                raise RuntimeError(_LOOP_GONE) from None
             while True:
-                if self._closing.is_set() or loop.is_closed():
-                    pending.cancel()
-                    return
                 try:
                     items, exhausted, failure = pending.result(_LOOK)
                     break
                 except FutureTimeout:
-                    continue
+                    if self.ended_input():
+                        pending.cancel()  # a slow input must not hold a stopped run back
+                        return
+                    if loop.is_closed():
+                        pending.cancel()
+                        raise RuntimeError(_LOOP_GONE) from None
+                except FutureCancelled:  # the loop cancelled it: `asyncio.run` ending, say
+                    if self.ended_input():
+                        return
+                    raise RuntimeError(_LOOP_GONE) from None
             yield from items
             if failure is not None:
                 raise failure  # as a plain iterator would: the run reports it at its end
@@ -218,14 +287,23 @@ class AsyncBulkWrites(AsyncIterator[Outcome]):
                 return
 
 
-async def _read(
-    iterator: AsyncIterator[Any], count: int
-) -> tuple[list[Any], bool, Exception | None]:
-    """Up to `count` items of `iterator`, whether it is exhausted, and what it raised."""
+class _Input:
+    """The caller's async iterable, opened (`aiter`) on the event loop at its first read: an
+    async cursor may bind itself to the running loop then."""
+
+    def __init__(self, records: AsyncIterable[Any]) -> None:
+        self.records = records
+        self.iterator: AsyncIterator[Any] | None = None
+
+
+async def _read(source: _Input, count: int) -> tuple[list[Any], bool, Exception | None]:
+    """Up to `count` items of `source`, whether it is exhausted, and what it raised."""
     items: list[Any] = []
     try:
+        if source.iterator is None:
+            source.iterator = aiter(source.records)
         while len(items) < count:
-            items.append(await anext(iterator))
+            items.append(await anext(source.iterator))
     except StopAsyncIteration:
         return items, True, None
     except Exception as exc:  # the caller's iterator: its failure ends the input
@@ -233,12 +311,10 @@ async def _read(
     return items, False, None
 
 
-def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None) -> None:
-    if waiter is None:
-        return
-    loop, future = waiter
-    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there
-        loop.call_soon_threadsafe(_resolve, future)
+def _wake(waiters: list[_Waiter]) -> None:
+    for loop, future in waiters:
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there
+            loop.call_soon_threadsafe(_resolve, future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

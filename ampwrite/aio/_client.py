@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict, overload
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from ..core import ApiKey, Core, CoreOptions, Timeout, client_core
+from ..core import Core, Timeout
+from ..facade import Client
 from ..models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
 from ..retries import RetryConfig
 from . import _driver
@@ -132,33 +133,19 @@ class AsyncOperations:
                 yield operation
 
 
-class AsyncAmpWrite:
+class AsyncAmpWrite(Client):
     """The asyncio client: `async with AsyncAmpWrite() as client:` then
     `await client.write.records(request)`, `await client.operations.wait(project, id)`,
     `async for outcome in client.write.many(records, ...)`.
 
-    Made as `AmpWrite` is: from the arguments of `Core` (`api_key` and the keyword
-    `options`, listed and typed by `CoreOptions`), making its own `Core`; or from a `core`
-    you already have, which it then leaves open. `.core` is the `Core` it uses, for the
-    functional API.
+    Made as `AmpWrite` is (see `ampwrite.facade.Client`): from the arguments of `Core`,
+    making its own `Core`, which `aclose()` closes; or from a `core=` you already have, which
+    it leaves open.
     """
 
-    @overload
-    def __init__(self, api_key: ApiKey | None = None, **options: Unpack[CoreOptions]) -> None: ...
-
-    @overload
-    def __init__(self, *, core: Core) -> None: ...
-
-    def __init__(
-        self,
-        api_key: ApiKey | None = None,
-        *,
-        core: Core | None = None,
-        **options: Unpack[CoreOptions],
-    ) -> None:
-        self.core, self._owns_core = client_core(api_key, core, options, client="AsyncAmpWrite")
-        self.write = AsyncWrite(self.core)
-        self.operations = AsyncOperations(self.core)
+    def _attach(self, core: Core) -> None:
+        self.write = AsyncWrite(core)
+        self.operations = AsyncOperations(core)
 
     async def aclose(self) -> None:
         """Close the Core, if this client made it."""
@@ -170,6 +157,3 @@ class AsyncAmpWrite:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"AsyncAmpWrite({self.core!r})"

@@ -3,16 +3,23 @@
 Each Core gets its pool at its first asyncio call (never pickled: a copy, or a forked child,
 starts its own), sized by `Core.async_workers`. Any number of event loops, in any threads, may
 share it. `Core.close()` lets the pool's threads end once the attempts given to them are
-done (a later call starts a new pool); otherwise they live as long as the Core.
+done (a later call starts a new pool); otherwise they live as long as the Core. They are
+daemon threads: an attempt left on the wire by a cancelled call does not keep the program
+alive at its exit (a `concurrent.futures.ThreadPoolExecutor` would, up to the attempt's
+timeout), as the writers of `ampwrite.bulk` do not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
+import queue
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, TypeAlias, TypeVar
 
 from .._transport import Answer, Request
 from ..core import ON_CLOSE, Core
@@ -20,21 +27,85 @@ from ..errors import TransportError
 
 __all__ = ["release_pool", "send_attempt"]
 
-_POOLS: weakref.WeakKeyDictionary[Core, tuple[int, ThreadPoolExecutor]] = (
-    weakref.WeakKeyDictionary()
-)
+T = TypeVar("T")
+_Call: TypeAlias = "tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]"
+
+
+class _Pool(Executor):
+    """Up to `size` daemon threads taking calls from one queue, started as calls need them
+    (as `ThreadPoolExecutor` does: a call goes to an idle thread if there is one)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0  # threads waiting for a call that no call has been given to yet
+        self._shut = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if kwargs:
+            raise TypeError("the pool takes positional arguments only")
+        future: Future[T] = Future()
+        with self._lock:
+            if self._shut:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._calls.put((future, fn, args))
+            if self._idle > 0:
+                self._idle -= 1
+            elif self._threads < self._size:
+                self._threads += 1
+                name = f"ampwrite-aio_{self._threads - 1}"
+                threading.Thread(target=self._serve, name=name, daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No new call; those given still run, then the threads end. Never waits for that
+        (nothing here needs it), nor cancels anything."""
+        with self._lock:
+            if self._shut:
+                return
+            self._shut = True
+        self._calls.put(None)  # after every call given: each thread passes it on, and ends
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                self._calls.put(None)
+                return
+            _run(*call)
+            del call  # hold nothing of a call between calls
+            with self._lock:
+                self._idle += 1
+
+
+def _run(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return  # cancelled before it started: never made
+    try:
+        result = fn(*args)
+    except BaseException as exc:  # handed to whoever awaits it, as an executor does
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+_Entry: TypeAlias = "tuple[int, _Pool, weakref.finalize[Any, Any]]"
+_POOLS: weakref.WeakKeyDictionary[Core, _Entry] = weakref.WeakKeyDictionary()
 _POOLS_LOCK = threading.Lock()
 
 
-def _pool(core: Core) -> ThreadPoolExecutor:
+def _pool(core: Core) -> _Pool:
     pid = os.getpid()
     entry = _POOLS.get(core)
     if entry is None or entry[0] != pid:
         with _POOLS_LOCK:
             entry = _POOLS.get(core)
             if entry is None or entry[0] != pid:  # a forked child has no threads of its parent
-                pool = ThreadPoolExecutor(core.async_workers, thread_name_prefix="ampwrite-aio")
-                entry = (pid, pool)
+                pool = _Pool(core.async_workers)
+                # a Core dropped unclosed: its pool's threads end too
+                entry = (pid, pool, weakref.finalize(core, pool.shutdown))
                 _POOLS[core] = entry
     return entry[1]
 
@@ -44,7 +115,7 @@ def release_pool(core: Core) -> None:
     with _POOLS_LOCK:
         entry = _POOLS.pop(core, None)
     if entry is not None and entry[0] == os.getpid():
-        entry[1].shutdown(wait=False)
+        entry[2]()  # shuts the pool down, once
 
 
 ON_CLOSE.append(release_pool)
@@ -57,8 +128,11 @@ async def send_attempt(core: Core, request: Request) -> Answer | TransportError:
     not yet started is never made, one under way ends within its own deadline and is dropped.
     """
     loop = asyncio.get_running_loop()
+    # in a copy of the caller's context, as `asyncio.to_thread` runs a call (and as the
+    # synchronous call runs in the caller's thread): log filters, a session's adapter see it
+    call = contextvars.copy_context().run
     try:
-        attempt = loop.run_in_executor(_pool(core), core.transport.send, request)
+        attempt = loop.run_in_executor(_pool(core), call, core.transport.send, request)
     except RuntimeError:  # `Core.close()` in another thread released the pool just now
-        attempt = loop.run_in_executor(_pool(core), core.transport.send, request)
+        attempt = loop.run_in_executor(_pool(core), call, core.transport.send, request)
     return await attempt

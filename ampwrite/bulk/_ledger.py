@@ -332,8 +332,9 @@ class Fence:
 class Ledger:
     """A directory that every attempt of every partition of a write reaches.
 
-    `Ledger(path)` only names it (`path`: a local or shared filesystem directory); `bind` writes (or checks) what the write is, and
-    `attempt(partition, target)` opens one attempt of one partition. `ampwrite.bulk`
+    `Ledger(path)` only names it (`path`: a local or shared filesystem directory); `bind`
+    writes (or checks) what the write is, and `attempt(partition, target)` opens one attempt
+    of one partition. `ampwrite.bulk`
     calls them for you: pass the path as `write_partition(..., ledger=path)`.
     """
 
