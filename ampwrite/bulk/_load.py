@@ -405,10 +405,12 @@ class LoadSummary:
 
     @property
     def done(self) -> int:
+        """Outcomes of this run."""
         return self.written + self.failed + self.unknown + self.accepted
 
     @property
     def rate(self) -> float:
+        """Outcomes per second of this run."""
         return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
 
@@ -417,14 +419,23 @@ class InputInterrupted(Exception):
 
 
 class FileLoad:
-    """One load of a CSV or JSONL file (`path`, or `-` for JSONL on stdin).
+    """One load of a CSV or JSONL file, `path` (or `-` for JSONL on stdin), through `core`.
 
-    Made with every option checked and, with `resume=True`, the results file and journal of
-    the earlier run read (`LoadError` otherwise: nothing sent); `run()` then sends and
-    returns a `LoadSummary`. `interrupt()` is what a SIGINT or SIGTERM handler calls: the
-    first stops sending (a read of a slow input is interrupted too) and lets the requests in
-    flight finish; the second abandons them (recorded as unknown) by raising
-    `KeyboardInterrupt`. The other keyword arguments are those of `write_many`.
+    `project_id_or_name`, `integration_id`, `object_name`, `group_ref`, `type`, `mode`,
+    `batch_size`, `concurrency`, `all_or_none` and `retries` are those of `write_many`
+    (`retries` default: `DEFAULT_RETRIES`). `out` is the results file (one JSON line per
+    record); `resume`, if true, reads it (and its journal) and sends only the records it has no
+    final outcome for; `retry_unknown`, if true, sends again those whose outcome is unknown (a
+    duplicate becomes possible). `format` (`csv` or `jsonl`) overrides the guess from the
+    name; `column_types` maps CSV columns to `str`, `int`, `float`, `bool` or `json`.
+    `wait`, if true (asynchronous mode), follows each operation to its end, `wait_timeout`
+    seconds in all.
+
+    Made with every option checked and, with `resume=True`, the earlier run's files read
+    (`LoadError` otherwise: nothing sent); `run()` then sends and returns a `LoadSummary`.
+    `interrupt()` is what a SIGINT or SIGTERM handler calls: the first stops sending (a
+    read of a slow input is interrupted too) and lets the requests in flight finish; the
+    second abandons them (recorded as unknown) by raising `KeyboardInterrupt`.
     """
 
     def __init__(
