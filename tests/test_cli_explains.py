@@ -299,3 +299,70 @@ def test_operation_against_a_closed_port_says_which_flag_to_check() -> None:
     assert "ampwrite operation get: attempt 1 of" in done.stderr
     assert f"no answer from {url} after " in done.stderr
     assert "check --platform-url / AMPERSAND_PLATFORM_URL" in done.stderr
+
+
+def test_load_usage_errors_name_the_flags_and_the_library_its_arguments(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    from ampwrite import Core
+    from ampwrite.bulk import FileLoad, LoadError
+
+    source = jsonl(tmp_path / "in.jsonl", [{"n": 1}])
+    argv = load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, source)
+    done = ampwrite(*argv, "--batch-size", "0")
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr == "ampwrite load: --batch-size must be from 1 to 100, got 0\n"
+    resume = ampwrite(*argv, "--resume")
+    assert "--resume needs --out" in resume.stderr
+
+    with Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url) as core:
+        with pytest.raises(LoadError, match="`batch_size` must be from 1 to 100"):
+            FileLoad(
+                core,
+                str(source),
+                project_id_or_name="p",
+                integration_id="i",
+                object_name="contacts",
+                group_ref="g",
+                batch_size=0,
+            )
+    assert ampwrite_sandbox.requests == []
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_a_terminal_sees_progress_over_the_whole_input_with_requests_on_resume(
+    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    key, url = ampwrite_sandbox.api_key, ampwrite_sandbox.url
+    first = jsonl(tmp_path / "first.jsonl", [{"n": i} for i in range(30)])
+    assert ampwrite(*load_argv(url, key, first, "--out", str(out))).returncode == EXIT_OK
+    whole = jsonl(tmp_path / "whole.jsonl", [{"n": i} for i in range(50)])
+    controller, terminal = os.openpty()
+    try:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("AMPERSAND_")}
+        process = subprocess.Popen(
+            [*AMPWRITE, *load_argv(url, key, whole, "--out", str(out), "--resume")],
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+            env=environment,
+        )
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the child closed the terminal (EIO on Linux)
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert process.wait(timeout=60) == EXIT_OK
+    finally:
+        os.close(controller)
+    text = drawn.decode()
+    bars = [part for part in text.split("\r") if "rec/s" in part]
+    assert bars, text
+    assert "50/50" in bars[-1] and " req" in bars[-1]  # the whole input, with the requests
+    assert "/20 " not in text  # never only the rows left
+    assert "30 settled by earlier runs" in text

@@ -12,8 +12,8 @@ resume after a kill does not send again what may have been written.
 Record numbering (`index`): JSONL counts the non-blank lines from 0; CSV counts the data rows
 (after the header) from 0, skipping empty rows.
 
-Messages name the options as `ampwrite load` spells them (`--out`, `--resume`): this module is
-its engine, and the command is where they are read.
+Messages name the arguments in backquotes (`resume`, `batch_size`); `ampwrite load` shows
+them as its flags.
 """
 
 from __future__ import annotations
@@ -123,20 +123,6 @@ COLUMN_TYPES: Final[dict[str, Callable[[str], Any]]] = {
 }
 
 
-def parse_column_types(specs: list[str] | None) -> dict[str, str]:
-    """`["age=int", "vip=bool"]` -> `{"age": "int", "vip": "bool"}`, or a `LoadError`."""
-    types: dict[str, str] = {}
-    for spec in specs or ():
-        name, sep, kind = spec.partition("=")
-        if not sep or not name or kind not in COLUMN_TYPES:
-            choices = ", ".join(COLUMN_TYPES)
-            raise LoadError(
-                f"--column-type {spec!r}: expected NAME=TYPE with TYPE one of {choices}"
-            )
-        types[name] = kind
-    return types
-
-
 def read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
     """One record per non-blank line; a line that is not UTF-8 JSON becomes a failed row."""
     index = 0
@@ -175,7 +161,7 @@ def read_csv(stream: IO[bytes], column_types: dict[str, str]) -> Iterator[Row]:
         raise LoadError(f"cannot read the CSV header: {exc}") from None
     missing = sorted(set(column_types) - set(header))
     if missing:
-        raise LoadError(f"--column-type names columns not in the header: {', '.join(missing)}")
+        raise LoadError(f"`column_types` names columns not in the header: {', '.join(missing)}")
     if _has_undecodable(header):
         raise LoadError("the CSV header is not UTF-8")
     duplicates = sorted({name for name in header if header.count(name) > 1})
@@ -481,26 +467,28 @@ class FileLoad:
         self.column_types = dict(column_types or {})
         for name, kind in self.column_types.items():
             if kind not in COLUMN_TYPES:
-                raise LoadError(f"column {name}: no type {kind!r} ({', '.join(COLUMN_TYPES)})")
+                raise LoadError(
+                    f"`column_types`: {name}: no type {kind!r} ({', '.join(COLUMN_TYPES)})"
+                )
         if self.column_types and self.kind != "csv":
-            raise LoadError("--column-type applies to CSV input only")
+            raise LoadError("`column_types` applies to CSV input only")
         if not 1 <= batch_size <= 100:
-            raise LoadError(f"--batch-size must be from 1 to 100, got {batch_size}")
+            raise LoadError(f"`batch_size` must be from 1 to 100, got {batch_size}")
         if not 1 <= concurrency <= 256:
-            raise LoadError(f"--concurrency must be from 1 to 256, got {concurrency}")
+            raise LoadError(f"`concurrency` must be from 1 to 256, got {concurrency}")
         if wait and mode != "asynchronous":
-            raise LoadError("--wait follows asynchronous writes: use it with --mode asynchronous")
-        unusable = seconds_issue("--wait-timeout", wait_timeout)
+            raise LoadError("`wait` follows asynchronous writes: use it with `mode` asynchronous")
+        unusable = seconds_issue("`wait_timeout`", wait_timeout)
         if unusable is not None:
             raise LoadError(unusable)
         if resume and not out:
-            raise LoadError("--resume needs --out, the results file of the earlier run")
+            raise LoadError("`resume` needs `out`, the results file of the earlier run")
         if out and not resume:
             for where in (out, out + JOURNAL_SUFFIX):  # a killed run may have left only this
                 if os.path.exists(where) and os.path.getsize(where) > 0:
                     raise LoadError(
-                        f"{where} exists: pass --resume to continue that load, or choose "
-                        "another --out"
+                        f"{where} exists: pass `resume` to continue that load, or choose "
+                        "another `out`"
                     )
         self.state = States()
         self.sent_before: set[int] = set()  # in flight when an earlier run was killed

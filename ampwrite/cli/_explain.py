@@ -26,11 +26,26 @@ _FLAGS: Final = (
 )
 
 
+# `ampwrite.bulk`'s load names its arguments in backquotes; these are flags of `load`
+_LOAD_ARGUMENTS: Final = {
+    "batch_size": "--batch-size",
+    "column_types": "--column-type",
+    "concurrency": "--concurrency",
+    "mode": "--mode",
+    "out": "--out",
+    "resume": "--resume",
+    "retry_unknown": "--retry-unknown",
+    "wait": "--wait",
+    "wait_timeout": "--wait-timeout",
+}
+_QUOTED: Final = re.compile(r"`(\w+)`")
+
+
 def in_cli_terms(message: str) -> str:
     """`message` of the library with its keyword arguments named as the command's flags."""
     for pattern, flag in _FLAGS:
         message = pattern.sub(flag, message)
-    return message
+    return _QUOTED.sub(lambda m: _LOAD_ARGUMENTS.get(m.group(1), m.group(0)), message)
 
 
 KEY_HINT: Final = "hint: the API key was refused: check --api-key / AMPERSAND_API_KEY"

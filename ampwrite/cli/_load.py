@@ -16,13 +16,7 @@ import attrs
 
 from ..bulk._engine import DEFAULT_RETRIES
 from ..bulk._ledger import JOURNAL_SUFFIX
-from ..bulk._load import (
-    FileLoad,
-    LoadError,
-    LoadSummary,
-    count_records,
-    parse_column_types,
-)
+from ..bulk._load import COLUMN_TYPES, FileLoad, LoadError, LoadSummary, count_records
 from ..bulk._outcome import Outcome
 from ..core import ENV_SERVER_URL, Core
 from ..errors import AmpWriteError
@@ -126,13 +120,27 @@ class ProgressBar:
             self._stream.flush()
 
 
+def parse_column_types(specs: list[str] | None) -> dict[str, str]:
+    """`["age=int", "vip=bool"]` -> `{"age": "int", "vip": "bool"}`, or a `LoadError`."""
+    types: dict[str, str] = {}
+    for spec in specs or ():
+        name, sep, kind = spec.partition("=")
+        if not sep or not name or kind not in COLUMN_TYPES:
+            choices = ", ".join(COLUMN_TYPES)
+            raise LoadError(
+                f"--column-type {spec!r}: expected NAME=TYPE with TYPE one of {choices}"
+            )
+        types[name] = kind
+    return types
+
+
 def run_load(ns: argparse.Namespace) -> int:
     """The `load` subcommand; returns the exit status."""
     err = sys.stderr
     try:
         return _run(ns, err)
     except LoadError as exc:
-        print(f"ampwrite load: {exc}", file=err)
+        print(f"ampwrite load: {in_cli_terms(str(exc))}", file=err)
         return EXIT_USAGE
 
 
@@ -167,7 +175,7 @@ def _run(ns: argparse.Namespace, err: TextIO) -> int:
                 retries=attrs.evolve(DEFAULT_RETRIES, max_elapsed_time=ns.retry_for),
             )
         except (AmpWriteError, ValueError) as exc:
-            raise LoadError(in_cli_terms(str(exc))) from None
+            raise LoadError(str(exc)) from None
         return _load(ns, core, load, err)
 
 
