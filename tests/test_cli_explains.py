@@ -315,17 +315,17 @@ def test_load_usage_errors_name_the_flags_and_the_library_its_arguments(
     resume = ampwrite(*argv, "--resume")
     assert "--resume needs --out" in resume.stderr
 
-    with Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url) as core:
-        with pytest.raises(LoadError, match="`batch_size` must be from 1 to 100"):
-            FileLoad(
-                core,
-                str(source),
-                project_id_or_name="p",
-                integration_id="i",
-                object_name="contacts",
-                group_ref="g",
-                batch_size=0,
-            )
+    core = Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url)
+    with core, pytest.raises(LoadError, match="`batch_size` must be from 1 to 100"):
+        FileLoad(
+            core,
+            str(source),
+            project_id_or_name="p",
+            integration_id="i",
+            object_name="contacts",
+            group_ref="g",
+            batch_size=0,
+        )
     assert ampwrite_sandbox.requests == []
 
 
