@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ampwrite.cli import EXIT_API_ERROR, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE, main
+from ampwrite.cli import EXIT_API_ERROR, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
 from ampwrite.sandbox import Faults, Sandbox
 from tests.requests_data import write_argv
 
@@ -212,44 +212,29 @@ def test_load_shows_the_throttled_answers_it_rode_through(
     assert "failed (429 Too Many Requests); every writer waits" in done.stderr
 
 
-class Terminal:
-    """A stderr that says it is a terminal, keeping what is drawn."""
+def test_the_progress_line_tells_the_wait_under_way() -> None:
+    import io
+    import logging
 
-    def __init__(self) -> None:
-        self.text: list[str] = []
+    from ampwrite.cli._load import ProgressBar
+    from ampwrite.cli._notices import RetryLines, showing_retries
+    from ampwrite.retries import RETRY_LOG_KEY, RetryNotice
 
-    def write(self, text: str) -> int:
-        self.text.append(text)
-        return len(text)
+    screen = io.StringIO()
+    bar = ProgressBar(screen, total=100, enabled=True, start=40)
+    lines = RetryLines(screen, "ampwrite load", clear=bar.clear)
+    bar.status = lines.waiting
+    bar.requests, bar.throttled = 7, 3
+    notice = RetryNotice(3, 20, 30.0, "429 Too Many Requests", 2.0, "http://127.0.0.1/v1")
+    with showing_retries(lines):
+        logging.getLogger("ampwrite").info("a retry", extra={RETRY_LOG_KEY: notice})
+        logging.getLogger("ampwrite").info("not a retry")  # shown by no one
+    line = bar.line()
 
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return True
-
-
-def test_the_progress_line_counts_the_whole_input_across_a_resume(
-    ampwrite_sandbox: Sandbox, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    out = tmp_path / "out.jsonl"
-    first = jsonl(tmp_path / "first.jsonl", [{"n": i} for i in range(30)])
-    assert (
-        main(load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, first, "--out", str(out)))
-        == 0
-    )
-    whole = jsonl(tmp_path / "whole.jsonl", [{"n": i} for i in range(50)])
-    screen = Terminal()
-    monkeypatch.setattr(sys, "stderr", screen)
-    argv = load_argv(ampwrite_sandbox.url, ampwrite_sandbox.api_key, whole, "--out", str(out))
-    assert main([*argv, "--resume", "--batch-size", "5"]) == EXIT_OK
-
-    drawn = "".join(screen.text)
-    last = drawn.rsplit("\r", 1)[-1]
-    assert " 50/50 " in last  # every record of the input, those settled before included
-    assert "req" in last
-    assert "/20 " not in drawn  # not only the remaining rows
-    assert "30 settled by earlier runs" in drawn
+    assert screen.getvalue() == "ampwrite load: a retry\n"
+    assert " 40/100 " in line and "7 req, 3 throttled (429/503)" in line
+    assert "waiting 29." in line or "waiting 30.0 s" in line
+    assert line.endswith("(429 Too Many Requests, attempt 3 of 20)")
 
 
 def test_the_library_never_imports_the_cli() -> None:

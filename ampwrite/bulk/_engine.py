@@ -598,10 +598,13 @@ class _Run:
             if verdict.ambiguous:  # the server may be struggling: back off before resending
                 ambiguous_resends += 1
                 backoff = config.backoff(ambiguous_resends, self.core.rand or random.random)
-            if attempts < config.max_attempts and log.isEnabledFor(logging.INFO):
-                _log_retry(
-                    result, attempts, config, max(paused, backoff), first, self.core.server_url
-                )
+            pause = max(paused, backoff)
+            if (
+                attempts < config.max_attempts
+                and time.monotonic() + pause <= first + config.max_elapsed_time  # not expiring
+                and log.isEnabledFor(logging.INFO)
+            ):
+                _log_retry(result, attempts, config, pause, first, self.core.server_url, backoff)
             if backoff:
                 self.stopping.wait(backoff)
 
@@ -683,8 +686,10 @@ def _log_retry(
     wait: float,
     first: float,
     url: str,
+    own: float,
 ) -> None:
-    """Log the retry decision as `write_records` does (a `RetryNotice`, at INFO)."""
+    """Log the retry decision as `write_records` does (a `RetryNotice`, at INFO). `own`:
+    the writer's own backoff (after an ambiguous answer), else the throttle's shared wait."""
     reason = retry_reason(result.error) if isinstance(result, Err) else "retried"
     notice = RetryNotice(
         attempt=attempt,
@@ -695,7 +700,9 @@ def _log_retry(
         url=url,
     )
     log.info(
-        "attempt %d of %d failed (%s); every writer waits %.1f s",
+        "attempt %d of %d failed (%s); resending in %.1f s"
+        if own
+        else "attempt %d of %d failed (%s); every writer waits %.1f s",
         attempt,
         notice.max_attempts,
         reason,
