@@ -351,3 +351,11 @@ def test_a_terminal_sees_progress_over_the_whole_input_with_requests_on_resume(
     assert "50/50" in bars[-1] and " req" in bars[-1]  # the whole input, with the requests
     assert "/20 " not in text  # never only the rows left
     assert "30 settled by earlier runs" in text
+
+
+@pytest.mark.parametrize("command", ["write", "load", "operation"])
+def test_retry_for_takes_seconds_from_0(command: str) -> None:
+    done = ampwrite(command, "--retry-for", "-1")
+
+    assert done.returncode == EXIT_USAGE
+    assert "argument --retry-for: seconds from 0, got -1" in done.stderr

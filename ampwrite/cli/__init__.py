@@ -85,6 +85,17 @@ def _read_batch(path: str) -> list[dict[str, Any]]:
         return items
 
 
+def retry_seconds(text: str) -> float:
+    """`--retry-for`: seconds, a finite number from 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds from 0, got {text}")
+    return value
+
+
 def make_core(ns: argparse.Namespace, label: str, *, platform: bool = False) -> Core | int:
     """The Core the flags (or the environment) ask for, or EXIT_USAGE once the reason is
     printed in the command's terms."""
@@ -342,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
     write.add_argument(
         "--retry-for",
-        type=float,
+        type=retry_seconds,
         default=WRITE_RETRIES,
         metavar="SECONDS",
         help="how long to retry after 429, 503 or a refused connection (default 15)",
@@ -477,7 +488,7 @@ def _add_load_parser(commands: Any) -> None:
     load.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
     load.add_argument(
         "--retry-for",
-        type=float,
+        type=retry_seconds,
         default=600.0,
         metavar="SECONDS",
         help="how long one request may be retried after 429, 503 or a refused connection "
@@ -527,7 +538,7 @@ def _add_operation_parser(commands: Any) -> None:
     operation.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     operation.add_argument(
         "--retry-for",
-        type=float,
+        type=retry_seconds,
         default=WRITE_RETRIES,
         metavar="SECONDS",
         help="how long to retry one request after 429, 503 or no answer (default 15)",
