@@ -15,6 +15,11 @@ For `load`, which writes many records, the status sums up every record of the re
 once the run ends: 0 all written (or accepted), 3 some record failed and none is unknown,
 4 some record's outcome is unknown (it may or may not have been written), 2 a usage error
 (nothing sent), 130 interrupted (the results file is valid: run again with --resume).
+
+This package owns argparse, printing, exit codes, signals and progress; the library below
+it exposes typed functions (`write_records`, `ampwrite.bulk.FileLoad`, ...) and never
+imports it. `_load` is the `load` command, `_notices` shows the retries the library logs,
+`_explain` puts errors in the command's terms and adds hints.
 """
 
 from __future__ import annotations
