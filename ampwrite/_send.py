@@ -21,7 +21,7 @@ from ._transport import Answer, Request, Timeouts
 from .core import Core
 from .errors import AmpWriteError, TransportError
 from .result import Err, Ok, Result
-from .retries import RetryConfig, retry_delay
+from .retries import RETRY_LOG_KEY, RetryConfig, RetryNotice, retry_delay, retry_reason
 
 __all__ = ["Prepared", "RetryLoop", "send_prepared"]
 
@@ -120,7 +120,23 @@ class RetryLoop(Generic[T]):
         )
         if wait is None:
             return result
-        log.debug("retrying in %.2f s after %s", wait, status)
+        if log.isEnabledFor(logging.INFO):
+            notice = RetryNotice(
+                attempt=attempt,
+                max_attempts=prepared.retries.max_attempts,
+                wait=wait,
+                reason=retry_reason(result.error),
+                elapsed=core.clock() - self._started,
+                url=request.base_url + request.path,
+            )
+            log.info(
+                "attempt %d of %d failed (%s); retrying in %.1f s",
+                attempt,
+                notice.max_attempts,
+                notice.reason,
+                wait,
+                extra={RETRY_LOG_KEY: notice},
+            )
         return wait
 
 

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Final
+from typing import Final, NamedTuple
 
 import attrs
 
@@ -37,12 +37,15 @@ from .errors import (
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
+    "RETRY_LOG_KEY",
     "Disposition",
     "RetryConfig",
+    "RetryNotice",
     "disposition",
     "parse_retry_after",
     "retries_error",
     "retry_delay",
+    "retry_reason",
     "server_wait",
 ]
 
@@ -226,3 +229,43 @@ def retry_delay(
     if left_after_wait < enough:
         return None
     return wait
+
+
+RETRY_LOG_KEY: Final = "ampwrite_retry"
+"""The attribute of a `logging.LogRecord` of the "ampwrite" logger that carries a
+`RetryNotice`: each retry decision is logged at INFO with one (`ampwrite` shows them)."""
+
+
+class RetryNotice(NamedTuple):
+    """One failed attempt that will be tried again: what a retry log record carries."""
+
+    attempt: int
+    """The attempt that failed (1 for the first)."""
+    max_attempts: int
+    wait: float
+    """Seconds before the next attempt."""
+    reason: str
+    """Why it failed, short: `429 Too Many Requests`, `connection refused`, ..."""
+    elapsed: float
+    """Seconds since the first attempt started."""
+    url: str
+    """Where the request went (never the key: it travels in a header)."""
+
+
+_KIND_REASONS: Final = {
+    "connect": "could not connect",
+    "connect-timeout": "connect timed out",
+    "read-timeout": "no answer in time",
+    "interrupted": "connection cut",
+}
+
+
+def retry_reason(error: AmpWriteError) -> str:
+    """A few words on why an attempt failed, for a retry notice."""
+    if isinstance(error, APIError):
+        return str(error).partition(":")[0][:80]
+    if isinstance(error, TransportError):
+        if "refused" in str(error).lower():
+            return "connection refused"
+        return _KIND_REASONS.get(str(error.kind.value), str(error.kind.value))
+    return type(error).__name__

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from ampwrite.bulk._load import ProgressBar, count_records, read_results
+from ampwrite.bulk._load import count_records, read_results
 from ampwrite.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE, main
+from ampwrite.cli._load import ProgressBar
 from ampwrite.sandbox import Faults, Sandbox
 
 

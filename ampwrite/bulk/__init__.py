@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ._engine import DEFAULT_RETRIES, BulkWrites, write_many, write_partition
 from ._ledger import FencedOut, Ledger, LedgerBusy, LedgerError
+from ._load import FileLoad, LoadError, LoadSummary, load_file
 from ._outcome import FINAL_STATUSES, STATUSES, Outcome, Progress, Status
 
 __all__ = [
@@ -26,12 +27,16 @@ __all__ = [
     "STATUSES",
     "BulkWrites",
     "FencedOut",
+    "FileLoad",
     "Ledger",
     "LedgerBusy",
     "LedgerError",
+    "LoadError",
+    "LoadSummary",
     "Outcome",
     "Progress",
     "Status",
+    "load_file",
     "write_many",
     "write_partition",
 ]

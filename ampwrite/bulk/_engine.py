@@ -10,6 +10,7 @@ yielded as batches finish (not in input order; each carries its input `index`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import random
@@ -29,7 +30,7 @@ from ..core import Core, seconds_issue
 from ..errors import AmpWriteError, ConfigurationError, RequestValidationError
 from ..models import WriteMode, WriteResponse, WriteType
 from ..result import Err, Result
-from ..retries import RetryConfig
+from ..retries import RETRY_LOG_KEY, RetryConfig, RetryNotice, retry_reason
 from ..write import write_records
 from ._follow import DEFAULT_WAIT_TIMEOUT, Follower, not_followed
 from ._judge import (
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from ._ledger import Ledger
 
 __all__ = ["DEFAULT_RETRIES", "BulkWrites", "write_many", "write_partition"]
+
+log = logging.getLogger("ampwrite")
 
 DEFAULT_RETRIES: Final = RetryConfig(max_attempts=20, max_elapsed_time=600.0)
 """How patient `write_many` is with 429, 503 and refused connections, per request."""
@@ -566,6 +569,7 @@ class _Run:
                     return (), ()
             attempts += 1
             answer, wait = Answer.OK, None
+            paused = 0.0
             try:
                 result = write_records(self.core, request, retries=_NO_RETRIES)
                 verdict = judge(
@@ -577,7 +581,7 @@ class _Run:
                 )
                 answer, wait = _answer(result, verdict)
             finally:
-                self.throttle.release(ticket, answer, wait)
+                paused = self.throttle.release(ticket, answer, wait)
             if isinstance(verdict, Regroup):  # each group inherits what this request met
                 return verdict.failed, tuple(_Group(g, ambiguous_before) for g in verdict.groups)
             if not isinstance(verdict, Resend):
@@ -593,11 +597,19 @@ class _Run:
                 return _all(items, status, error), ()
             last = verdict
             ambiguous_before = ambiguous_before or verdict.ambiguous
+            backoff = 0.0
             if verdict.ambiguous:  # the server may be struggling: back off before resending
                 ambiguous_resends += 1
-                self.stopping.wait(
-                    config.backoff(ambiguous_resends, self.core.rand or random.random)
-                )
+                backoff = config.backoff(ambiguous_resends, self.core.rand or random.random)
+            pause = max(paused, backoff)
+            if (
+                attempts < config.max_attempts
+                and time.monotonic() + pause <= first + config.max_elapsed_time  # not expiring
+                and log.isEnabledFor(logging.INFO)
+            ):
+                _log_retry(result, attempts, config, pause, first, self.core.server_url, backoff)
+            if backoff:
+                self.stopping.wait(backoff)
 
     def _announce(self, items: tuple[Item, ...], callback: SendCallback | None = None) -> bool:
         """Tell `on_send` (or `callback`) what is about to be sent; False (and the run stops)
@@ -669,6 +681,38 @@ def _answer(
     if isinstance(verdict, Resend) and verdict.unreachable:
         return Answer.UNREACHABLE, None
     return Answer.OK, None
+
+
+def _log_retry(
+    result: Result[WriteResponse, AmpWriteError],
+    attempt: int,
+    config: RetryConfig,
+    wait: float,
+    first: float,
+    url: str,
+    own: float,
+) -> None:
+    """Log the retry decision as `write_records` does (a `RetryNotice`, at INFO). `own`:
+    the writer's own backoff (after an ambiguous answer), else the throttle's shared wait."""
+    reason = retry_reason(result.error) if isinstance(result, Err) else "retried"
+    notice = RetryNotice(
+        attempt=attempt,
+        max_attempts=config.max_attempts,
+        wait=wait,
+        reason=reason,
+        elapsed=time.monotonic() - first,
+        url=url,
+    )
+    log.info(
+        "attempt %d of %d failed (%s); resending in %.1f s"
+        if own
+        else "attempt %d of %d failed (%s); every writer waits %.1f s",
+        attempt,
+        notice.max_attempts,
+        reason,
+        wait,
+        extra={RETRY_LOG_KEY: notice},
+    )
 
 
 def _all(items: Sequence[Item], status: Status, error: str) -> tuple[Outcome, ...]:

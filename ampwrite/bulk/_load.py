@@ -1,40 +1,42 @@
-"""`ampwrite load FILE`: a CSV or JSONL file of records through `write_many`.
+"""A CSV or JSONL file of records through `write_many`, with a results file to resume from:
+the engine of `ampwrite load`, typed and printing nothing (`FileLoad`, `load_file`).
 
-The results file (`--out`) gets one JSON line per input record, appended and flushed as each
+The results file (`out`) gets one JSON line per input record, appended and flushed as each
 outcome arrives, so a run that crashes or is interrupted leaves a valid file behind; a later
-`--resume` run reads it and sends only the records without a final outcome. When a record
-has several lines (an unknown outcome resolved by `--retry-unknown`, say), the last one
+run with `resume=True` reads it and sends only the records without a final outcome. When a
+record has several lines (an unknown outcome resolved by `retry_unknown`, say), the last one
 counts; a torn line (not JSON) is ignored, and a line whose `index` is no record number stops
-the run before anything is sent. Beside it, a journal (`Journal`) lists what was sent,
-so `--resume` after a kill does not send again what may have been written.
+the run before anything is sent. Beside it, a journal (`Journal`) lists what was sent, so a
+resume after a kill does not send again what may have been written.
 
 Record numbering (`index`): JSONL counts the non-blank lines from 0; CSV counts the data rows
 (after the header) from 0, skipping empty rows.
+
+Messages name the arguments in backquotes (`resume`, `batch_size`); `ampwrite load` shows
+them as its flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
-import signal
 import stat
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
-from typing import IO, Any, Final, TextIO, TypeGuard
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import IO, Any, Final, Literal, TypeAlias, TypeGuard
 
 import attrs
 
-from ..cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
 from ..core import Core, seconds_issue
-from ..errors import AmpWriteError
-from ._engine import write_many
-from ._follow import Follower
+from ..models import WriteMode, WriteType
+from ..retries import RetryConfig
+from ._engine import BulkWrites, write_many
+from ._follow import DEFAULT_WAIT_TIMEOUT, Follower
 from ._ledger import (
     JOURNAL_SUFFIX,
     KILLED,
@@ -44,24 +46,28 @@ from ._ledger import (
     after_unknown,
     json_lines,
 )
-from ._outcome import STATUSES, Outcome
+from ._outcome import STATUSES, Outcome, Progress
 
-__all__ = ["COLUMN_TYPES", "run_load"]
-
-EXIT_FAILED: Final = EXIT_API_ERROR
-"""Some record failed (and none is unknown)."""
-EXIT_UNKNOWN: Final = EXIT_TRANSPORT
-"""Some record's outcome is unknown."""
+__all__ = [
+    "COLUMN_TYPES",
+    "FileLoad",
+    "LoadEnd",
+    "LoadError",
+    "LoadSummary",
+    "count_records",
+    "input_format",
+    "load_file",
+    "read_results",
+]
 
 # The state of a record index (`States`).
 _NONE, _WRITTEN, _FAILED, _UNKNOWN, _ACCEPTED = 0, 1, 2, 3, 4
 _CODES: Final = {"written": _WRITTEN, "failed": _FAILED, "unknown": _UNKNOWN, "accepted": _ACCEPTED}
 _FINAL: Final = frozenset({_WRITTEN, _FAILED, _ACCEPTED})
-UNKNOWN_LISTED: Final = 20
 
 
-class UsageError(Exception):
-    """A problem with the command line or its files; nothing was sent."""
+class LoadError(Exception):
+    """A problem with the arguments or the files of a load; nothing was sent."""
 
 
 # -- reading the input ----------------------------------------------------------------------
@@ -117,20 +123,6 @@ COLUMN_TYPES: Final[dict[str, Callable[[str], Any]]] = {
 }
 
 
-def parse_column_types(specs: list[str] | None) -> dict[str, str]:
-    """`["age=int", "vip=bool"]` -> `{"age": "int", "vip": "bool"}`, or a `UsageError`."""
-    types: dict[str, str] = {}
-    for spec in specs or ():
-        name, sep, kind = spec.partition("=")
-        if not sep or not name or kind not in COLUMN_TYPES:
-            choices = ", ".join(COLUMN_TYPES)
-            raise UsageError(
-                f"--column-type {spec!r}: expected NAME=TYPE with TYPE one of {choices}"
-            )
-        types[name] = kind
-    return types
-
-
 def read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
     """One record per non-blank line; a line that is not UTF-8 JSON becomes a failed row."""
     index = 0
@@ -157,7 +149,7 @@ def _has_undecodable(values: list[str]) -> bool:
 
 def read_csv(stream: IO[bytes], column_types: dict[str, str]) -> Iterator[Row]:
     """Rows as dicts keyed by the header; values stay strings unless `column_types` says
-    otherwise (an empty cell of a typed column is left out). Raises `UsageError` at once
+    otherwise (an empty cell of a typed column is left out). Raises `LoadError` at once
     when a typed column is not in the header."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text, strict=True)
@@ -166,15 +158,15 @@ def read_csv(stream: IO[bytes], column_types: dict[str, str]) -> Iterator[Row]:
     except StopIteration:
         return iter(())
     except csv.Error as exc:
-        raise UsageError(f"cannot read the CSV header: {exc}") from None
+        raise LoadError(f"cannot read the CSV header: {exc}") from None
     missing = sorted(set(column_types) - set(header))
     if missing:
-        raise UsageError(f"--column-type names columns not in the header: {', '.join(missing)}")
+        raise LoadError(f"`column_types` names columns not in the header: {', '.join(missing)}")
     if _has_undecodable(header):
-        raise UsageError("the CSV header is not UTF-8")
+        raise LoadError("the CSV header is not UTF-8")
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
-        raise UsageError(f"the CSV header names a column twice: {', '.join(duplicates)}")
+        raise LoadError(f"the CSV header names a column twice: {', '.join(duplicates)}")
     converters = [
         (name, COLUMN_TYPES[column_types[name]]) for name in header if name in column_types
     ]
@@ -237,7 +229,7 @@ def count_records(path: str, kind: str) -> int | None:
             if kind == "jsonl":
                 return sum(1 for line in handle if line.strip())
             return sum(1 for _ in read_csv(handle, {}))
-    except (OSError, UsageError):
+    except (OSError, LoadError):
         return None
 
 
@@ -322,7 +314,7 @@ def _is_index(value: object) -> TypeGuard[int]:
 
 
 def read_results(path: str) -> States:
-    """The last status of each index recorded in `path`. Raises `UsageError` for an outcome
+    """The last status of each index recorded in `path`. Raises `LoadError` for an outcome
     whose index is no record number: that record cannot be told apart, and sending the
     others could write again one that line says was written."""
     state = States()
@@ -333,7 +325,7 @@ def read_results(path: str) -> States:
             index = entry.get("index")
             if not _is_index(index):
                 shown = json.dumps(index)[:40] if "index" in entry else "none"
-                raise UsageError(
+                raise LoadError(
                     f"{path} line {number}: an outcome whose index is not a record number "
                     f"(a whole number from 0): {shown}; the file is damaged, or not a results "
                     "file of ampwrite load"
@@ -342,471 +334,493 @@ def read_results(path: str) -> States:
     return state
 
 
-class InputInterrupted(Exception):
-    """Raised by the signal handler into a read of the input, so the run can stop."""
+# -- the load ---------------------------------------------------------------------------------
+
+LoadEnd: TypeAlias = Literal["done", "interrupted", "results", "journal", "input"]
+"""How a load ended: `done` (every record read and settled), `interrupted` (`interrupt()`),
+or stopped because the results file, the journal or the input could not be written or read
+(records without an outcome were then not sent)."""
 
 
-# -- progress on a terminal -------------------------------------------------------------------
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-class ProgressBar:
-    """A one-line bar with rate and ETA, redrawn at most ten times a second."""
-
-    WIDTH: Final = 28
-
-    def __init__(self, stream: TextIO, total: int | None, enabled: bool) -> None:
-        self._stream = stream
-        self.total = total  # may be set later, from another thread
-        self._enabled = enabled
-        self._started = time.monotonic()
-        self._drawn = 0.0
-        self._shown = False
-
-    def update(self, done: int, *, force: bool = False) -> None:
-        if not self._enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._drawn < 0.1:
-            return
-        self._drawn = now
-        elapsed = now - self._started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        total = self.total
-        if total:
-            share = min(1.0, done / total)
-            filled = int(share * self.WIDTH)
-            bar = "#" * filled + "." * (self.WIDTH - filled)
-            eta = (
-                "0:00"
-                if done >= total
-                else _duration((total - done) / rate)
-                if rate > 0
-                else "--:--"
-            )
-            line = f"[{bar}] {share:4.0%} {done:,}/{total:,}  {rate:,.0f} rec/s  ETA {eta}"
-        else:
-            line = f"{done:,} records  {rate:,.0f} rec/s  {_duration(elapsed)}"
-        self._stream.write("\r" + line + "\x1b[K")
-        self._stream.flush()
-        self._shown = True
-
-    def finish(self, done: int) -> None:
-        if self._enabled and self._shown:
-            self.update(done, force=True)
-            self._stream.write("\n")
-            self._stream.flush()
-
-
-# -- the command ------------------------------------------------------------------------------
-
-
-def _kind(ns: argparse.Namespace) -> str:
-    if ns.format:
-        return str(ns.format)
-    if ns.file == "-":
+def input_format(path: str, format: str | None = None) -> str:
+    """`csv` or `jsonl`: `format` if given, else from the name (`-`, stdin, is JSONL)."""
+    if format:
+        return format
+    if path == "-":
         return "jsonl"
-    return "csv" if ns.file.lower().endswith((".csv", ".tsv")) else "jsonl"
+    return "csv" if path.lower().endswith((".csv", ".tsv")) else "jsonl"
 
 
-def run_load(ns: argparse.Namespace) -> int:
-    """The `load` subcommand; returns the exit status."""
-    err = sys.stderr
-    try:
-        return _run(ns, err)
-    except UsageError as exc:
-        print(f"ampwrite load: {exc}", file=err)
-        return EXIT_USAGE
+@attrs.frozen(kw_only=True)
+class LoadSummary:
+    """What a `FileLoad` did. Counts are of this run's outcomes; `any_failed` and
+    `any_unknown` cover every record of the results file (earlier runs included)."""
+
+    written: int
+    failed: int
+    unknown: int
+    accepted: int
+    settled_before: int
+    """Records of the input with a final outcome from earlier runs (not sent again)."""
+    records: int
+    """Records the input was read up to."""
+    elapsed: float
+    requests: int
+    """HTTP requests sent (attempts included)."""
+    throttled: int
+    """429 and 503 answers among them."""
+    ended: LoadEnd
+    problem: str | None = None
+    """For `results`, `journal` and `input`: what went wrong with that file."""
+    abandoned: tuple[int, ...] = ()
+    """Records in flight when a second interrupt abandoned them: recorded as unknown."""
+    unrecorded: int = 0
+    """Outcomes the results file could not take (reported to `on_unrecorded`)."""
+    may_be_written: bool = False
+    """Some unrecorded outcome is not `failed`."""
+    any_failed: bool = False
+    any_unknown: bool = False
+    not_followed: int = 0
+    """`wait=True`: accepted records whose operation was not followed to its end."""
+    follow_interrupted: bool = False
+    beyond: int = 0
+    """Outcomes of the results file for records the input does not have (ignored)."""
+    first_beyond: int | None = None
+    close_problem: str | None = None
+    """Closing the results file failed: its last lines may be missing."""
+
+    @property
+    def done(self) -> int:
+        """Outcomes of this run."""
+        return self.written + self.failed + self.unknown + self.accepted
+
+    @property
+    def rate(self) -> float:
+        """Outcomes per second of this run."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def _run(ns: argparse.Namespace, err: TextIO) -> int:
-    kind = _kind(ns)
-    column_types = parse_column_types(ns.column_type)
-    if column_types and kind != "csv":
-        raise UsageError("--column-type applies to CSV input only")
-    if not 1 <= ns.batch_size <= 100:
-        raise UsageError(f"--batch-size must be from 1 to 100, got {ns.batch_size}")
-    if not 1 <= ns.concurrency <= 256:
-        raise UsageError(f"--concurrency must be from 1 to 256, got {ns.concurrency}")
-    if ns.wait and ns.mode != "asynchronous":
-        raise UsageError("--wait follows asynchronous writes: use it with --mode asynchronous")
-    unusable = seconds_issue("--wait-timeout", ns.wait_timeout)
-    if unusable is not None:
-        raise UsageError(unusable)
-    if ns.resume and not ns.out:
-        raise UsageError("--resume needs --out, the results file of the earlier run")
-    if ns.out and not ns.resume:
-        for path in (ns.out, ns.out + JOURNAL_SUFFIX):  # a killed run may have left only this
-            if os.path.exists(path) and os.path.getsize(path) > 0:
-                raise UsageError(
-                    f"{path} exists: pass --resume to continue that load, or choose another --out"
+class InputInterrupted(Exception):
+    """Raised by `FileLoad.interrupt` into a read of the input, so the run can stop."""
+
+
+class FileLoad:
+    """One load of a CSV or JSONL file, `path` (or `-` for JSONL on stdin), through `core`.
+
+    `project_id_or_name`, `integration_id`, `object_name`, `group_ref`, `type`, `mode`,
+    `batch_size`, `concurrency`, `all_or_none` and `retries` are those of `write_many`
+    (`retries` default: `DEFAULT_RETRIES`). `out` is the results file (one JSON line per
+    record); `resume`, if true, reads it (and its journal) and sends only the records it has no
+    final outcome for; `retry_unknown`, if true, sends again those whose outcome is unknown (a
+    duplicate becomes possible). `format` (`csv` or `jsonl`) overrides the guess from the
+    name; `column_types` maps CSV columns to `str`, `int`, `float`, `bool` or `json`.
+    `wait`, if true (asynchronous mode), follows each operation to its end, `wait_timeout`
+    seconds in all.
+
+    Made with every option checked and, with `resume=True`, the earlier run's files read
+    (`LoadError` otherwise: nothing sent); `run()` then sends and returns a `LoadSummary`.
+    `interrupt()` is what a SIGINT or SIGTERM handler calls: the first stops sending (a
+    read of a slow input is interrupted too) and lets the requests in flight finish; the
+    second abandons them (recorded as unknown) by raising `KeyboardInterrupt`.
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        path: str,
+        *,
+        project_id_or_name: str,
+        integration_id: str,
+        object_name: str,
+        group_ref: str,
+        type: WriteType = "create",
+        mode: WriteMode = "synchronous",
+        batch_size: int = 100,
+        concurrency: int = 4,
+        all_or_none: bool = False,
+        out: str | None = None,
+        resume: bool = False,
+        retry_unknown: bool = False,
+        format: Literal["csv", "jsonl"] | None = None,
+        column_types: Mapping[str, str] | None = None,
+        wait: bool = False,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        retries: RetryConfig | None = None,
+    ) -> None:
+        self.core = core
+        self.retries = retries
+        self.path = path
+        self.kind = input_format(path, format)
+        self.project_id_or_name = project_id_or_name
+        self.integration_id = integration_id
+        self.object_name = object_name
+        self.group_ref = group_ref
+        self.type: WriteType = type
+        self.mode: WriteMode = mode
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.all_or_none = all_or_none
+        self.out = out
+        self.retry_unknown = retry_unknown
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+        self.column_types = dict(column_types or {})
+        for name, kind in self.column_types.items():
+            if kind not in COLUMN_TYPES:
+                raise LoadError(
+                    f"`column_types`: {name}: no type {kind!r} ({', '.join(COLUMN_TYPES)})"
                 )
-    state = States()
-    sent_before: set[int] = set()  # in flight when an earlier run was killed
-    if ns.resume:
-        try:
-            if os.path.exists(ns.out):
-                state = read_results(ns.out)
-            sent_before = Journal.read(ns.out + JOURNAL_SUFFIX, _is_index)
-        except OSError as exc:
-            raise UsageError(f"cannot read {exc.filename or ns.out}: {exc}") from None
-    try:
-        core = Core(
-            ns.api_key,
-            server_url=ns.server_url,
-            platform_url=ns.platform_url,
-            timeout=ns.timeout,
-        )
-    except AmpWriteError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        stream: IO[bytes] = sys.stdin.buffer if ns.file == "-" else open(ns.file, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"cannot open {ns.file}: {exc.strerror or exc}") from None
-    results: ResultsFile | None = None
-    journal: Journal | None = None
-    try:
-        rows = read_jsonl(stream) if kind == "jsonl" else read_csv(stream, column_types)
-        if ns.out:
+        if self.column_types and self.kind != "csv":
+            raise LoadError("`column_types` applies to CSV input only")
+        if not 1 <= batch_size <= 100:
+            raise LoadError(f"`batch_size` must be from 1 to 100, got {batch_size}")
+        if not 1 <= concurrency <= 256:
+            raise LoadError(f"`concurrency` must be from 1 to 256, got {concurrency}")
+        if wait and mode != "asynchronous":
+            raise LoadError("`wait` follows asynchronous writes: use it with `mode` asynchronous")
+        unusable = seconds_issue("`wait_timeout`", wait_timeout)
+        if unusable is not None:
+            raise LoadError(unusable)
+        if resume and not out:
+            raise LoadError("`resume` needs `out`, the results file of the earlier run")
+        if out and not resume:
+            for where in (out, out + JOURNAL_SUFFIX):  # a killed run may have left only this
+                if os.path.exists(where) and os.path.getsize(where) > 0:
+                    raise LoadError(
+                        f"{where} exists: pass `resume` to continue that load, or choose "
+                        "another `out`"
+                    )
+        self.state = States()
+        self.sent_before: set[int] = set()  # in flight when an earlier run was killed
+        if resume and out:
             try:
-                results = ResultsFile(ns.out)
-                _settle_killed(results, state, sent_before)
-                journal = Journal(ns.out + JOURNAL_SUFFIX)
+                if os.path.exists(out):
+                    self.state = read_results(out)
+                self.sent_before = Journal.read(out + JOURNAL_SUFFIX, _is_index)
             except OSError as exc:
-                where = exc.filename or ns.out
-                raise UsageError(f"cannot write {where}: {exc.strerror or exc}") from None
-        status = _load(ns, core, rows, state, results, journal, kind, err)
-        closing, results = results, None
-        problem = closing.close() if closing is not None else None
-        if journal is not None:
-            # every record sent has its line, if the results file took them all
-            journal.close(remove=journal.complete and problem is None)
-        if problem is not None and status not in (EXIT_UNKNOWN, EXIT_INTERRUPTED):
-            print(
-                f"ampwrite load: cannot write {ns.out}: {problem.strerror or problem}; its last "
-                "lines may be missing: check the records written before a --resume",
-                file=err,
-            )
-            status = EXIT_UNKNOWN
-        return status
-    finally:
-        if journal is not None:
-            journal.close(remove=False)  # if `_load` did not end: the records stay accounted for
-        if results is not None:
-            results.close()
-        if stream is not sys.stdin.buffer:
-            stream.close()
-        core.close()
+                raise LoadError(f"cannot read {exc.filename or out}: {exc}") from None
+        state = self.state
+        killed = [i for i in self.sent_before if state[i] not in _FINAL | {_UNKNOWN}]
+        self.unknown_before: list[int] = sorted([*state.indices(_UNKNOWN), *killed])
+        """Records an earlier run left unknown, or sent and was killed before recording
+        (sent again only with `retry_unknown`)."""
+        self._skip = _FINAL if retry_unknown else _FINAL | {_UNKNOWN}
+        self.skipped = state.count(self._skip) + (0 if retry_unknown else len(killed))
+        """Records of the results file not sent again (final, or unknown without
+        `retry_unknown`): a progress count over the whole input starts there."""
+        self._writes: BulkWrites | None = None
+        self._follower: Follower | None = None
+        self._interrupted = threading.Event()
+        self._reading = False  # the input is being read: an interrupt must interrupt the read
 
+    @property
+    def progress(self) -> Progress | None:
+        """The running `write_many`'s snapshot (requests and throttled answers), or None."""
+        return None if self._writes is None else self._writes.progress
 
-def _settle_killed(results: ResultsFile, state: States, sent_before: set[int]) -> None:
-    """Record as unknown what an earlier run sent without recording an outcome."""
-    for index in sorted(sent_before):
-        if state[index] in _FINAL | {_UNKNOWN}:
-            continue
-        results.append(Outcome(index, "unknown", None, KILLED))
-        state[index] = _UNKNOWN
-
-
-def _sender(
-    journal: Journal | None, originals: dict[int, int], in_flight: set[int]
-) -> Callable[[tuple[int, ...]], None]:
-    """`on_send` for `write_many`: note the positions in flight, journal their file indices."""
-
-    def sent(positions: tuple[int, ...]) -> None:
-        if journal is not None:
-            journal.record([originals[position] for position in positions])
-        in_flight.update(positions)
-
-    return sent
-
-
-def _load(
-    ns: argparse.Namespace,
-    core: Core,
-    rows: Iterator[Row],
-    state: States,
-    results: ResultsFile | None,
-    journal: Journal | None,
-    kind: str,
-    err: TextIO,
-) -> int:
-    unknown_before = state.indices(_UNKNOWN)
-    final_before = state.count(_FINAL)
-    if unknown_before and not ns.retry_unknown:
-        shown = ", ".join(map(str, unknown_before[:UNKNOWN_LISTED]))
-        more = (
-            f" and {len(unknown_before) - UNKNOWN_LISTED} more"
-            if len(unknown_before) > UNKNOWN_LISTED
-            else ""
-        )
-        print(
-            f"ampwrite load: {len(unknown_before)} record(s) have an unknown outcome from an "
-            f"earlier run and are not sent again: {shown}{more}. Check them in the target "
-            "system; --retry-unknown sends them again.",
-            file=err,
-        )
-    tty = err.isatty()
-    skip_codes = _FINAL if ns.retry_unknown else _FINAL | {_UNKNOWN}
-    skipped = state.count(skip_codes)
-    bar = ProgressBar(err, None, tty)
-    if tty and ns.file != "-":  # the total, counted beside the load: the bar gains an ETA
-
-        def count() -> None:
-            total = count_records(ns.file, kind)
-            if total is not None:
-                bar.total = max(0, total - skipped)
-
-        threading.Thread(target=count, name="ampwrite-count", daemon=True).start()
-    counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
-    held: dict[str, list[Outcome]] = {}  # --wait: accepted outcomes by operation, to follow
-    originals: dict[int, int] = {}  # position given to write_many -> index in the file
-    in_flight: set[int] = set()  # positions sent (or about to be) without an outcome yet
-    write_error: list[OSError] = []
-    unrecorded: list[Outcome] = []
-
-    def settle(outcome: Outcome) -> None:
-        state[outcome.index] = _CODES[outcome.status]
-        counts[outcome.status] += 1
-        if ns.wait and outcome.status == "accepted" and outcome.operation_id is not None:
-            held.setdefault(outcome.operation_id, []).append(outcome)
-        if results is not None and not write_error:
-            try:
-                results.append(outcome)
-            except OSError as exc:  # the results file: send nothing more
-                write_error.append(exc)
-                writes.stop()
-        if write_error:  # the outcome cannot be recorded: show it rather than lose it
-            unrecorded.append(outcome)
-            print(f"ampwrite load: not recorded: {json.dumps(outcome.to_json())}", file=err)
-        bar.update(sum(counts.values()))
-
-    reading = [False]  # the input is being read: a signal must interrupt the read
-    read = [0]  # records read from the input
-    # the input's end: earlier outcomes of indices it has no record for (the first of them,
-    # how many in each state) are forgotten: they make no record be skipped or sent, and
-    # must not count in the exit status
-    beyond: list[tuple[int | None, Counter[int]]] = []
-
-    def pending() -> Iterator[object]:
-        position = 0
-        while True:
-            reading[0] = True
-            try:
-                row = next(rows, None)
-            finally:
-                reading[0] = False
-            if row is None:
-                beyond.append(state.drop_from(read[0]))
-                return
-            read[0] = row.index + 1
-            if state[row.index] in skip_codes:
-                continue
-            if row.error is not None:
-                settle(Outcome(row.index, "failed", None, row.error))
-                continue
-            originals[position] = row.index
-            position += 1
-            yield row.record
-
-    writes = write_many(
-        core,
-        pending(),
-        project_id_or_name=ns.project,
-        integration_id=ns.integration,
-        object_name=ns.object,
-        group_ref=ns.group_ref,
-        type=ns.type,
-        mode=ns.mode,
-        batch_size=ns.batch_size,
-        concurrency=ns.concurrency,
-        all_or_none=ns.all_or_none,
-        retry_ambiguous=ns.retry_unknown,
-        on_send=_sender(journal, originals, in_flight),
-    )
-    interrupted = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        if interrupted.is_set():
-            writes._run.abandoned = True  # the second: stop waiting for the requests in flight
+    def interrupt(self) -> None:
+        """Stop the load, from a signal handler (see the class docstring)."""
+        follower = self._follower
+        if follower is not None:
+            if follower.stopping.is_set():
+                raise KeyboardInterrupt
+            follower.stop()
+            return
+        writes = self._writes
+        if self._interrupted.is_set():
+            if writes is not None:
+                writes._run.abandoned = True  # stop waiting for the requests in flight
             raise KeyboardInterrupt
-        interrupted.set()
-        writes.stop()
-        if reading[0]:  # stdin or a pipe may not give a line for long: stop waiting for it
+        self._interrupted.set()
+        if writes is not None:
+            writes.stop()
+        if self._reading:  # stdin or a pipe may not give a line for long: stop waiting for it
             raise InputInterrupted
 
-    previous = _install(on_signal)
-    started = time.monotonic()
-    read_error: OSError | None = None
-    journal_error: OSError | None = None
-    abandoned = False
-    try:
-        for outcome in writes:
-            in_flight.discard(outcome.index)
-            index = originals.pop(outcome.index)
-            if state[index] == _UNKNOWN:  # resent by --retry-unknown
-                outcome = after_unknown(outcome)
-            settle(attrs.evolve(outcome, index=index))
-    except InputInterrupted:  # the first signal came while the input was read
-        pass
-    except KeyboardInterrupt:  # a second interrupt: requests in flight were abandoned
-        interrupted.set()
-        abandoned = True
-    except OSError as exc:  # reading the input failed part way; what was sent is recorded
-        read_error = exc
-    except LedgerError as exc:  # the journal: nothing more was sent; what was sent is recorded
-        journal_error = exc.error
-    finally:
-        _restore(previous)
-        writes.close(wait=not abandoned)
-    if held and not (interrupted.is_set() or write_error or read_error or journal_error):
-        _follow(ns, core, held, counts, settle, err)
-    abandoned_sent = sorted(originals[p] for p in list(in_flight) if p in originals)
-    elapsed = time.monotonic() - started
-    bar.finish(sum(counts.values()))
-    done = sum(counts.values())
-    rate = done / elapsed if elapsed > 0 else 0.0
-    summary = (
-        f"written {counts['written']:,}, failed {counts['failed']:,}, unknown {counts['unknown']:,}"
-    )
-    if counts["accepted"]:
-        summary += f", accepted {counts['accepted']:,}"
-    summary += f" in {elapsed:.1f} s ({rate:,.0f} records/s)"
-    first_beyond, states_beyond = beyond[0] if beyond else (None, Counter[int]())
-    final_before -= sum(number for code, number in states_beyond.items() if code in _FINAL)
-    if final_before:
-        summary += f"; {final_before:,} settled by earlier runs"
-    if abandoned and abandoned_sent:
-        # sent or about to be, without an outcome: unknown, so --resume does not resend them
-        for index in abandoned_sent:
-            settle(Outcome(index, "unknown", None, "interrupted while in flight: may be written"))
-        summary += f"; {len(abandoned_sent):,} abandoned in flight (unknown)"
-    print(summary, file=err)
-    if first_beyond is not None:
-        source = "the input" if ns.file == "-" else ns.file
-        print(
-            f"ampwrite load: warning: {ns.out} has outcomes for {states_beyond.total():,} "
-            f"record(s) that {source} does not have (it has {read[0]:,} records; the first "
-            f"such index is {first_beyond}): they are ignored; check that {ns.out} is the "
-            f"results file of {source}",
-            file=err,
+    def run(
+        self,
+        *,
+        on_outcome: Callable[[Outcome], object] | None = None,
+        on_unrecorded: Callable[[Outcome], object] | None = None,
+        on_follow: Callable[[int, int], object] | None = None,
+    ) -> LoadSummary:
+        """Send what needs sending; `on_outcome` sees each outcome as it is settled,
+        `on_unrecorded` each the results file could not take (show it rather than lose it),
+        `on_follow(operations, records)` is told when `wait=True` starts following. Raises
+        `LoadError` when the input or the results file cannot be opened (nothing sent)."""
+        path, out = self.path, self.out
+        try:
+            stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise LoadError(f"cannot open {path}: {exc.strerror or exc}") from None
+        results: ResultsFile | None = None
+        journal: Journal | None = None
+        try:
+            rows = (
+                read_jsonl(stream) if self.kind == "jsonl" else read_csv(stream, self.column_types)
+            )
+            if out:
+                try:
+                    results = ResultsFile(out)
+                    self._settle_killed(results)
+                    journal = Journal(out + JOURNAL_SUFFIX)
+                except OSError as exc:
+                    where = exc.filename or out
+                    raise LoadError(f"cannot write {where}: {exc.strerror or exc}") from None
+            summary = self._load(rows, results, journal, on_outcome, on_unrecorded, on_follow)
+            closing, results = results, None
+            problem = closing.close() if closing is not None else None
+            if journal is not None:
+                # every record sent has its line, if the results file took them all
+                journal.close(remove=journal.complete and problem is None)
+            if problem is not None:
+                summary = attrs.evolve(summary, close_problem=str(problem.strerror or problem))
+            return summary
+        finally:
+            if journal is not None:
+                journal.close(remove=False)  # if `_load` did not end: records stay accounted for
+            if results is not None:
+                results.close()
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+    def _settle_killed(self, results: ResultsFile) -> None:
+        """Record as unknown what an earlier run sent without recording an outcome."""
+        state = self.state
+        for index in sorted(self.sent_before):
+            if state[index] in _FINAL | {_UNKNOWN}:
+                continue
+            results.append(Outcome(index, "unknown", None, KILLED))
+            state[index] = _UNKNOWN
+
+    def _load(
+        self,
+        rows: Iterator[Row],
+        results: ResultsFile | None,
+        journal: Journal | None,
+        on_outcome: Callable[[Outcome], object] | None,
+        on_unrecorded: Callable[[Outcome], object] | None,
+        on_follow: Callable[[int, int], object] | None,
+    ) -> LoadSummary:
+        state, skip_codes = self.state, self._skip
+        final_before = state.count(_FINAL)
+        counts = {"written": 0, "failed": 0, "unknown": 0, "accepted": 0}
+        held: dict[str, list[Outcome]] = {}  # wait: accepted outcomes by operation, to follow
+        originals: dict[int, int] = {}  # position given to write_many -> index in the file
+        in_flight: set[int] = set()  # positions sent (or about to be) without an outcome yet
+        write_error: list[OSError] = []
+        unrecorded: list[Outcome] = []
+
+        def settle(outcome: Outcome) -> None:
+            state[outcome.index] = _CODES[outcome.status]
+            counts[outcome.status] += 1
+            if self.wait and outcome.status == "accepted" and outcome.operation_id is not None:
+                held.setdefault(outcome.operation_id, []).append(outcome)
+            if results is not None and not write_error:
+                try:
+                    results.append(outcome)
+                except OSError as exc:  # the results file: send nothing more
+                    write_error.append(exc)
+                    writes.stop()
+            if write_error:  # the outcome cannot be recorded: show it rather than lose it
+                unrecorded.append(outcome)
+                if on_unrecorded is not None:
+                    on_unrecorded(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        read = [0]  # records read from the input
+        # the input's end: earlier outcomes of indices it has no record for (the first of them,
+        # how many in each state) are forgotten: they make no record be skipped or sent, and
+        # must not count in the exit status
+        beyond: list[tuple[int | None, Counter[int]]] = []
+
+        def pending() -> Iterator[object]:
+            position = 0
+            while True:
+                self._reading = True
+                try:
+                    row = next(rows, None)
+                finally:
+                    self._reading = False
+                if row is None:
+                    beyond.append(state.drop_from(read[0]))
+                    return
+                read[0] = row.index + 1
+                if state[row.index] in skip_codes:
+                    continue
+                if row.error is not None:
+                    settle(Outcome(row.index, "failed", None, row.error))
+                    continue
+                originals[position] = row.index
+                position += 1
+                yield row.record
+
+        def sent(positions: tuple[int, ...]) -> None:
+            """`on_send`: note the positions in flight, journal their file indices."""
+            if journal is not None:
+                journal.record([originals[position] for position in positions])
+            in_flight.update(positions)
+
+        writes = write_many(
+            self.core,
+            pending(),
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            all_or_none=self.all_or_none,
+            retry_ambiguous=self.retry_unknown,
+            on_send=sent,
+            retries=self.retries,
+            project_id_or_name=self.project_id_or_name,
+            integration_id=self.integration_id,
+            object_name=self.object_name,
+            group_ref=self.group_ref,
+            type=self.type,
+            mode=self.mode,
         )
-    if journal is not None:
-        # every record sent has its line now; after a second interrupt a writer may still
-        # be about to send one, so the journal stays for --resume to check
-        journal.complete = not write_error and not abandoned
-    if write_error:
-        may_be_written = any(outcome.status != "failed" for outcome in unrecorded)
-        print(
-            f"ampwrite load: cannot write {ns.out}: {write_error[0].strerror or write_error[0]}; "
-            f"stopped sending; {len(unrecorded):,} outcome(s) were not recorded (printed "
-            "above): "
-            + (
-                "records may have been written without a result line, check them before a --resume"
-                if may_be_written
-                else "none of them was written"
-            ),
-            file=err,
-        )
-        return EXIT_UNKNOWN if may_be_written or _UNKNOWN in state else EXIT_USAGE
-    if journal_error is not None:
-        print(
-            f"ampwrite load: cannot write {ns.out}{JOURNAL_SUFFIX}: "
-            f"{journal_error.strerror or journal_error}; stopped sending; records without an "
-            "outcome were not sent",
-            file=err,
-        )
-        return EXIT_UNKNOWN if _UNKNOWN in state else EXIT_USAGE
-    if read_error is not None:
-        print(
-            f"ampwrite load: cannot read {ns.file}: {read_error}; records without an outcome "
-            "were not sent",
-            file=err,
-        )
-        return EXIT_UNKNOWN if _UNKNOWN in state else EXIT_USAGE
-    if interrupted.is_set():
+        self._writes = writes
+        if self._interrupted.is_set():
+            writes.stop()
+        started = time.monotonic()
+        ended: LoadEnd = "done"
+        problem: str | None = None
+        abandoned = False
+        try:
+            for outcome in writes:
+                in_flight.discard(outcome.index)
+                index = originals.pop(outcome.index)
+                if state[index] == _UNKNOWN:  # resent by retry_unknown
+                    outcome = after_unknown(outcome)
+                settle(attrs.evolve(outcome, index=index))
+        except InputInterrupted:  # the first interrupt came while the input was read
+            pass
+        except KeyboardInterrupt:  # a second interrupt: requests in flight were abandoned
+            self._interrupted.set()
+            abandoned = True
+        except OSError as exc:  # reading the input failed part way; what was sent is recorded
+            ended, problem = "input", str(exc)
+        except LedgerError as exc:  # the journal: nothing more was sent; what was sent is recorded
+            cause = exc.error
+            ended, problem = "journal", str(exc if cause is None else cause.strerror or cause)
+        finally:
+            writes.close(wait=not abandoned)
+        progress = writes.progress
+        follow_interrupted = False
+        if held and not (self._interrupted.is_set() or write_error or problem):
+            if on_follow is not None:
+                on_follow(len(held), sum(len(accepted) for accepted in held.values()))
+            follow_interrupted = self._follow(held, counts, settle)
+        abandoned_sent = sorted(originals[p] for p in list(in_flight) if p in originals)
+        elapsed = time.monotonic() - started
+        first_beyond, states_beyond = beyond[0] if beyond else (None, Counter[int]())
+        final_before -= sum(number for code, number in states_beyond.items() if code in _FINAL)
+        recorded_abandoned: tuple[int, ...] = ()
         if abandoned and abandoned_sent:
-            where = f"recorded as unknown in {ns.out}" if ns.out else "not recorded"
-            print(
-                f"ampwrite load: interrupted again; {len(abandoned_sent):,} record(s) in flight "
-                f"may have been written ({where}): check them before sending them again; "
-                "records not sent yet were not sent"
-                + (f": run again with --resume --out {ns.out}" if ns.out else ""),
-                file=err,
-            )
-        else:
-            print(
-                "ampwrite load: interrupted; records without an outcome were not sent"
-                + (f": run again with --resume --out {ns.out}" if ns.out else ""),
-                file=err,
-            )
-        return EXIT_INTERRUPTED
-    if _UNKNOWN in state or (ns.wait and counts["accepted"]):  # not followed to its end
-        return EXIT_UNKNOWN
-    if _FAILED in state:
-        return EXIT_FAILED
-    return EXIT_OK
+            # sent or about to be, without an outcome: unknown, so a resume does not resend them
+            for index in abandoned_sent:
+                settle(
+                    Outcome(index, "unknown", None, "interrupted while in flight: may be written")
+                )
+            recorded_abandoned = tuple(abandoned_sent)
+        if journal is not None:
+            # every record sent has its line now; after a second interrupt a writer may still
+            # be about to send one, so the journal stays for a resume to check
+            journal.complete = not write_error and not abandoned
+        if write_error:
+            ended = "results"
+            problem = str(write_error[0].strerror or write_error[0])
+        elif ended == "done" and self._interrupted.is_set():
+            ended = "interrupted"
+        return LoadSummary(
+            written=counts["written"],
+            failed=counts["failed"],
+            unknown=counts["unknown"],
+            accepted=counts["accepted"],
+            settled_before=final_before,
+            records=read[0],
+            elapsed=elapsed,
+            requests=progress.requests,
+            throttled=progress.throttled,
+            ended=ended,
+            problem=problem,
+            abandoned=recorded_abandoned,
+            unrecorded=len(unrecorded),
+            may_be_written=any(outcome.status != "failed" for outcome in unrecorded),
+            any_failed=_FAILED in state,
+            any_unknown=_UNKNOWN in state,
+            not_followed=counts["accepted"] if self.wait else 0,
+            follow_interrupted=follow_interrupted,
+            beyond=states_beyond.total(),
+            first_beyond=first_beyond,
+        )
+
+    def _follow(
+        self,
+        held: dict[str, list[Outcome]],
+        counts: dict[str, int],
+        settle: Callable[[Outcome], None],
+    ) -> bool:
+        """wait: follow each operation of this run's accepted records to its end and record
+        their final outcomes (a results line each, after the accepted one). An interrupt
+        stops the following at once: the records not settled stay accepted, as recorded.
+        Returns whether it was interrupted."""
+        follower = Follower(self.core, self.project_id_or_name, timeout=self.wait_timeout)
+        self._follower = follower
+        try:
+            for operation_id, accepted in held.items():
+                if follower.stopping.is_set():
+                    break
+                for outcome in follower.settle(operation_id, accepted):
+                    counts["accepted"] -= 1
+                    settle(outcome)  # an accepted one again says why it was not followed
+        finally:
+            self._follower = None
+        return follower.stopping.is_set()
 
 
-_SIGNALS: Final = ("SIGINT", "SIGTERM")
-
-
-def _follow(
-    ns: argparse.Namespace,
+def load_file(
     core: Core,
-    held: dict[str, list[Outcome]],
-    counts: dict[str, int],
-    settle: Callable[[Outcome], None],
-    err: TextIO,
-) -> None:
-    """--wait: follow each operation of this run's accepted records to its end and record
-    their final outcomes (a results line each, after the accepted one). A Ctrl-C stops the
-    following at once: the records not settled stay accepted, as recorded; a second one
-    raises KeyboardInterrupt."""
-    follower = Follower(core, ns.project, timeout=ns.wait_timeout)
-
-    def on_signal(signum: int, frame: object) -> None:
-        if follower.stopping.is_set():
-            raise KeyboardInterrupt
-        follower.stop()
-
-    records = sum(len(accepted) for accepted in held.values())
-    print(
-        f"ampwrite load: following {len(held):,} operation(s) of {records:,} accepted "
-        "record(s) to their end",
-        file=err,
+    path: str,
+    *,
+    project_id_or_name: str,
+    integration_id: str,
+    object_name: str,
+    group_ref: str,
+    type: WriteType = "create",
+    mode: WriteMode = "synchronous",
+    batch_size: int = 100,
+    concurrency: int = 4,
+    all_or_none: bool = False,
+    out: str | None = None,
+    resume: bool = False,
+    retry_unknown: bool = False,
+    format: Literal["csv", "jsonl"] | None = None,
+    column_types: Mapping[str, str] | None = None,
+    wait: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    retries: RetryConfig | None = None,
+    on_outcome: Callable[[Outcome], object] | None = None,
+) -> LoadSummary:
+    """Load a file to its end: `FileLoad(core, path, ...).run(on_outcome=on_outcome)`."""
+    load = FileLoad(
+        core,
+        path,
+        project_id_or_name=project_id_or_name,
+        integration_id=integration_id,
+        object_name=object_name,
+        group_ref=group_ref,
+        type=type,
+        mode=mode,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        all_or_none=all_or_none,
+        out=out,
+        resume=resume,
+        retry_unknown=retry_unknown,
+        format=format,
+        column_types=column_types,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        retries=retries,
     )
-    previous = _install(on_signal)
-    try:
-        for operation_id, accepted in held.items():
-            if follower.stopping.is_set():
-                break
-            for outcome in follower.settle(operation_id, accepted):
-                counts["accepted"] -= 1
-                settle(outcome)  # an accepted one again says why it was not followed
-    finally:
-        _restore(previous)
-    if follower.stopping.is_set():
-        print("ampwrite load: interrupted while following: the rest stay accepted", file=err)
-
-
-def _install(handler: Callable[[int, Any], None]) -> list[tuple[int, Any]]:
-    """Route SIGINT and SIGTERM to `handler` (main thread only); return what to restore."""
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    previous = []
-    for name in _SIGNALS:
-        number = getattr(signal, name, None)
-        if number is not None:
-            previous.append((number, signal.signal(number, handler)))
-    return previous
-
-
-def _restore(previous: list[tuple[int, Any]]) -> None:
-    for number, handler in previous:
-        signal.signal(number, handler)
+    return load.run(on_outcome=on_outcome)

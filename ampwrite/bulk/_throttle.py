@@ -106,8 +106,9 @@ class Throttle:
                 self._in_flight += 1
                 return Ticket(self._epoch)
 
-    def release(self, ticket: Ticket, answer: Answer, server_wait: float | None = None) -> None:
-        """Report what the request sent under `ticket` met."""
+    def release(self, ticket: Ticket, answer: Answer, server_wait: float | None = None) -> float:
+        """Report what the request sent under `ticket` met. Returns the seconds every writer
+        now waits before sending (0.0 when there is no pause)."""
         with self._cond:
             self._in_flight -= 1
             if answer is not Answer.LOCAL:
@@ -128,6 +129,7 @@ class Throttle:
                 self._streak = 0
                 self._allowed = min(float(self._limit), self._allowed + 1.0 / self._allowed)
             self._cond.notify_all()
+            return max(0.0, self._resume_at - self._clock())
 
     def trip(self, reason: str) -> None:
         """A request spent its whole retry budget on 429, 503 or a connection that could not
