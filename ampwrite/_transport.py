@@ -15,6 +15,7 @@ Nothing from `requests` or `urllib3` escapes this module: every failure becomes 
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import ipaddress
@@ -174,6 +175,7 @@ class RequestsTransport:
         if session is not None:
             install_deadline(session)
         self._routes: dict[str, _Route] = {}
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}  # per base URL, when direct
 
     def prepare(self, base_url: str) -> TransportError | None:
         """Work out now how to reach `base_url`; the error when its URL cannot be used."""
@@ -198,7 +200,7 @@ class RequestsTransport:
         try:
             try:
                 if route.pool_key is not None:
-                    response = _urlopen(route, request, headers)
+                    response = self._urlopen(route, request, headers)
                 else:
                     response = _adapter_send(route, request, headers)
             except Exception as exc:  # classified, never raised
@@ -220,6 +222,9 @@ class RequestsTransport:
         """Close the session if ampwrite created it (a caller's session is left open)."""
         if self.owns_session:
             self.session.close()
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():  # urllib3's manager drops its pools but does not close them
+            pool.close()
 
     def after_fork(self) -> None:
         """Fresh pools, for a forked child: sockets must not be shared with the parent."""
@@ -229,6 +234,30 @@ class RequestsTransport:
             for adapter in self.session.adapters.values():
                 adapter.close()
         self._routes = {}
+        self._pools = {}
+
+    def _urlopen(
+        self, route: _Route, request: Request, headers: dict[str, str]
+    ) -> urllib3.BaseHTTPResponse:
+        """Straight to the pool of ampwrite's adapter: no requests machinery on the way. The
+        pool is looked up once per base URL; one the manager has closed since (`close()`, a
+        pool evicted for another host) refuses the attempt before sending anything, and the
+        manager's pool of the moment takes it."""
+        pool = self._pools.get(request.base_url)
+        if pool is not None:
+            try:
+                return _pool_urlopen(pool, route, request, headers)
+            except urllib3.exceptions.ClosedPoolError:
+                pass
+        adapter = route.adapter
+        assert isinstance(adapter, DeadlineAdapter) and route.pool_key is not None
+        host_params, pool_kwargs = route.pool_key
+        pool = adapter.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+        assert isinstance(pool, urllib3.HTTPConnectionPool)
+        if len(self._pools) >= MAX_ROUTES:
+            self._pools.clear()
+        self._pools[request.base_url] = pool
+        return _pool_urlopen(pool, route, request, headers)
 
     def _route(self, base_url: str) -> _Route | TransportError:
         route = self._routes.get(base_url)
@@ -267,12 +296,9 @@ def _route_for(session: requests.Session, base_url: str) -> _Route:
     return _Route(adapter, options, pool_key, urlsplit(base_url).path)
 
 
-def _urlopen(route: _Route, request: Request, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
-    """Straight to the pool of ampwrite's adapter: no requests machinery on the way."""
-    adapter = route.adapter
-    assert isinstance(adapter, DeadlineAdapter) and route.pool_key is not None
-    host_params, pool_kwargs = route.pool_key
-    pool = adapter.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+def _pool_urlopen(
+    pool: urllib3.HTTPConnectionPool, route: _Route, request: Request, headers: dict[str, str]
+) -> urllib3.BaseHTTPResponse:
     timeout = request.timeout
     response: urllib3.BaseHTTPResponse = pool.urlopen(
         request.method,
@@ -284,10 +310,16 @@ def _urlopen(route: _Route, request: Request, headers: dict[str, str]) -> urllib
         preload_content=False,
         decode_content=False,
         retries=False,
-        timeout=urllib3.Timeout(connect=timeout.connect, read=timeout.read),
+        timeout=_urllib3_timeout(timeout.connect, timeout.read),
         chunked=False,
     )
     return response
+
+
+@functools.lru_cache(maxsize=64)
+def _urllib3_timeout(connect: float, read: float) -> urllib3.Timeout:
+    """urllib3's form of a timeout, made once per value (urllib3 copies it for each use)."""
+    return urllib3.Timeout(connect=connect, read=read)
 
 
 def _adapter_send(
@@ -475,7 +507,7 @@ class _DeadlineHTTPResponse(http.client.HTTPResponse):
 
     def begin(self) -> None:
         super().begin()
-        if "Transfer-Encoding" in self.headers and "Content-Length" in self.headers:
+        if self.chunked and "Content-Length" in self.headers:
             # Framed two ways at once (RFC 9112 §6.3; `_read` reads it by the first): the
             # connection is closed once it is read, as with `Connection: close`, so whatever
             # the two framings disagree about cannot become the start of the next answer.

@@ -290,3 +290,16 @@ def test_a_large_body_goes_in_pieces_and_arrives_whole(server: ScriptedServer) -
     with Core(API_KEY, server_url=server.url) as core:
         assert write_records(core, single(record=record)).ok
     assert server.received[0].json()["record"] == record
+
+
+def test_closing_a_core_closes_its_connections_and_it_writes_again(
+    server: ScriptedServer,
+) -> None:
+    with Core(API_KEY, server_url=server.url, retries=RetryConfig.none()) as core:
+        assert write_records(core, single()).ok
+        assert write_records(core, single()).ok
+        assert server.connections == 1, "one connection, kept alive"
+        core.close()
+        assert write_records(core, single()).ok
+    assert len(server.received) == 3
+    assert server.connections == 2, "the first was closed with the Core"
