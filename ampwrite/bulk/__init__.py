@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ._engine import DEFAULT_RETRIES, BulkWrites, write_many, write_partition
 from ._ledger import FencedOut, Ledger, LedgerBusy, LedgerError
-from ._load import FileLoad, LoadError, LoadSummary, load_file
+from ._load import FileLoad, LoadError, LoadSummary
 from ._outcome import FINAL_STATUSES, STATUSES, Outcome, Progress, Status
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "Outcome",
     "Progress",
     "Status",
-    "load_file",
     "write_many",
     "write_partition",
 ]

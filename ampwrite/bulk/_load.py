@@ -1,5 +1,5 @@
 """A CSV or JSONL file of records through `write_many`, with a results file to resume from:
-the engine of `ampwrite load`, typed and printing nothing (`FileLoad`, `load_file`).
+the engine of `ampwrite load`, typed and printing nothing (`FileLoad`).
 
 The results file (`out`) gets one JSON line per input record, appended and flushed as each
 outcome arrives, so a run that crashes or is interrupted leaves a valid file behind; a later
@@ -56,7 +56,6 @@ __all__ = [
     "LoadSummary",
     "count_records",
     "input_format",
-    "load_file",
     "read_results",
 ]
 
@@ -776,51 +775,3 @@ class FileLoad:
         finally:
             self._follower = None
         return follower.stopping.is_set()
-
-
-def load_file(
-    core: Core,
-    path: str,
-    *,
-    project_id_or_name: str,
-    integration_id: str,
-    object_name: str,
-    group_ref: str,
-    type: WriteType = "create",
-    mode: WriteMode = "synchronous",
-    batch_size: int = 100,
-    concurrency: int = 4,
-    all_or_none: bool = False,
-    out: str | None = None,
-    resume: bool = False,
-    retry_unknown: bool = False,
-    format: Literal["csv", "jsonl"] | None = None,
-    column_types: Mapping[str, str] | None = None,
-    wait: bool = False,
-    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-    retries: RetryConfig | None = None,
-    on_outcome: Callable[[Outcome], object] | None = None,
-) -> LoadSummary:
-    """Load a file to its end: `FileLoad(core, path, ...).run(on_outcome=on_outcome)`."""
-    load = FileLoad(
-        core,
-        path,
-        project_id_or_name=project_id_or_name,
-        integration_id=integration_id,
-        object_name=object_name,
-        group_ref=group_ref,
-        type=type,
-        mode=mode,
-        batch_size=batch_size,
-        concurrency=concurrency,
-        all_or_none=all_or_none,
-        out=out,
-        resume=resume,
-        retry_unknown=retry_unknown,
-        format=format,
-        column_types=column_types,
-        wait=wait,
-        wait_timeout=wait_timeout,
-        retries=retries,
-    )
-    return load.run(on_outcome=on_outcome)
