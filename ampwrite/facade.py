@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 from .core import ApiKey, Core, CoreOptions, Timeout, client_core
 from .models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
 from .operations import (
-    DEFAULT_MAX_POLL_INTERVAL,
-    DEFAULT_WAIT_TIMEOUT,
     get_operation,
     iter_operations,
     list_operation_logs,
     list_operations,
     wait_for_operation,
 )
-from .result import Err
 from .retries import RetryConfig
 from .write import write_records
 
@@ -26,6 +23,45 @@ if TYPE_CHECKING:
 __all__ = ["AmpWrite"]
 
 
+class CallOptions(TypedDict, total=False):
+    """The per-call options every method of the clients takes (as its function does)."""
+
+    retries: RetryConfig | None
+    timeout: Timeout | None
+    headers: Mapping[str, str] | None
+
+
+class WriteOptions(CallOptions, total=False):
+    """`write.records`' options: those of `write_records`."""
+
+    server_url: str | None
+
+
+class PlatformOptions(CallOptions, total=False):
+    """The options of the operation calls: those of `get_operation`."""
+
+    platform_url: str | None
+
+
+class ListOptions(PlatformOptions, total=False):
+    """`operations.list` and `operations.iterate`'s options: those of `list_operations`."""
+
+    page_size: int | None
+    page_token: str | None
+
+
+class WaitOptions(TypedDict, total=False):
+    """`operations.wait`'s options: those of `wait_for_operation`."""
+
+    timeout: float
+    poll_interval: float | None
+    max_poll_interval: float
+    retries: RetryConfig | None
+    request_timeout: Timeout | None
+    platform_url: str | None
+    headers: Mapping[str, str] | None
+
+
 class Write:
     """`client.write`: the Write API's operations."""
 
@@ -33,27 +69,11 @@ class Write:
         self._core = core
 
     def records(
-        self,
-        request: WriteRecordsRequest | Mapping[str, Any],
-        *,
-        retries: RetryConfig | None = None,
-        timeout: Timeout | None = None,
-        server_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, request: WriteRecordsRequest | Mapping[str, Any], **options: Unpack[WriteOptions]
     ) -> WriteResponse:
         """Write records; return the response or raise the `AmpWriteError` that
         `write_records` would have returned."""
-        result = write_records(
-            self._core,
-            request,
-            retries=retries,
-            timeout=timeout,
-            server_url=server_url,
-            headers=headers,
-        )
-        if isinstance(result, Err):
-            raise result.error
-        return result.value
+        return write_records(self._core, request, **options).unwrap()
 
 
 class Operations:
@@ -65,99 +85,33 @@ class Operations:
         self._core = core
 
     def get(
-        self,
-        project_id_or_name: str,
-        operation_id: str,
-        *,
-        retries: RetryConfig | None = None,
-        timeout: Timeout | None = None,
-        platform_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[PlatformOptions]
     ) -> Operation:
         """`get_operation`."""
-        return get_operation(
-            self._core,
-            project_id_or_name,
-            operation_id,
-            retries=retries,
-            timeout=timeout,
-            platform_url=platform_url,
-            headers=headers,
-        ).unwrap()
+        return get_operation(self._core, project_id_or_name, operation_id, **options).unwrap()
 
     def wait(
-        self,
-        project_id_or_name: str,
-        operation_id: str,
-        *,
-        timeout: float = DEFAULT_WAIT_TIMEOUT,
-        poll_interval: float | None = None,
-        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
-        retries: RetryConfig | None = None,
-        request_timeout: Timeout | None = None,
-        platform_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[WaitOptions]
     ) -> Operation:
         """`wait_for_operation`: raises `OperationTimeoutError` when it gives up."""
-        return wait_for_operation(
-            self._core,
-            project_id_or_name,
-            operation_id,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            retries=retries,
-            request_timeout=request_timeout,
-            platform_url=platform_url,
-            headers=headers,
-        ).unwrap()
+        return wait_for_operation(self._core, project_id_or_name, operation_id, **options).unwrap()
 
     def logs(
-        self,
-        project_id_or_name: str,
-        operation_id: str,
-        *,
-        retries: RetryConfig | None = None,
-        timeout: Timeout | None = None,
-        platform_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[PlatformOptions]
     ) -> tuple[OperationLog, ...]:
         """`list_operation_logs`."""
-        return list_operation_logs(
-            self._core,
-            project_id_or_name,
-            operation_id,
-            retries=retries,
-            timeout=timeout,
-            platform_url=platform_url,
-            headers=headers,
-        ).unwrap()
+        return list_operation_logs(self._core, project_id_or_name, operation_id, **options).unwrap()
 
     def list(
         self,
         project_id_or_name: str,
         integration_id: str,
         installation_id: str,
-        *,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        retries: RetryConfig | None = None,
-        timeout: Timeout | None = None,
-        platform_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        **options: Unpack[ListOptions],
     ) -> OperationPage:
         """`list_operations`: one page."""
         return list_operations(
-            self._core,
-            project_id_or_name,
-            integration_id,
-            installation_id,
-            page_size=page_size,
-            page_token=page_token,
-            retries=retries,
-            timeout=timeout,
-            platform_url=platform_url,
-            headers=headers,
+            self._core, project_id_or_name, integration_id, installation_id, **options
         ).unwrap()
 
     def iterate(
@@ -165,27 +119,12 @@ class Operations:
         project_id_or_name: str,
         integration_id: str,
         installation_id: str,
-        *,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        retries: RetryConfig | None = None,
-        timeout: Timeout | None = None,
-        platform_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        **options: Unpack[ListOptions],
     ) -> Iterator[Operation]:
         """`iter_operations`, one operation at a time across pages; a page that cannot be
         read raises its error."""
         for page in iter_operations(
-            self._core,
-            project_id_or_name,
-            integration_id,
-            installation_id,
-            page_size=page_size,
-            page_token=page_token,
-            retries=retries,
-            timeout=timeout,
-            platform_url=platform_url,
-            headers=headers,
+            self._core, project_id_or_name, integration_id, installation_id, **options
         ):
             yield from page.unwrap().results
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
-from ..core import Core, Timeout
-from ..facade import Client
+from ..core import Core
+from ..facade import Client, ListOptions, PlatformOptions, WaitOptions, WriteOptions
 from ..models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
-from ..retries import RetryConfig
 from . import _driver
 from ._bulk import AsyncBulkWrites
 from ._bulk import write_many as _write_many
@@ -17,35 +16,6 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["AsyncAmpWrite"]
-
-
-class _CallOptions(TypedDict, total=False):
-    retries: RetryConfig | None
-    timeout: Timeout | None
-    headers: Mapping[str, str] | None
-
-
-class _WriteOptions(_CallOptions, total=False):
-    server_url: str | None
-
-
-class _PlatformOptions(_CallOptions, total=False):
-    platform_url: str | None
-
-
-class _ListOptions(_PlatformOptions, total=False):
-    page_size: int | None
-    page_token: str | None
-
-
-class _WaitOptions(TypedDict, total=False):
-    timeout: float
-    poll_interval: float | None
-    max_poll_interval: float
-    retries: RetryConfig | None
-    request_timeout: Timeout | None
-    platform_url: str | None
-    headers: Mapping[str, str] | None
 
 
 class AsyncWrite:
@@ -57,7 +27,7 @@ class AsyncWrite:
     async def records(
         self,
         request: WriteRecordsRequest | Mapping[str, Any],
-        **options: Unpack[_WriteOptions],
+        **options: Unpack[WriteOptions],
     ) -> WriteResponse:
         """`aio.write_records`: the response, or raises its `AmpWriteError`. A cancelled
         write may have been sent."""
@@ -76,7 +46,7 @@ class AsyncOperations:
         self._core = core
 
     async def get(
-        self, project_id_or_name: str, operation_id: str, **options: Unpack[_PlatformOptions]
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[PlatformOptions]
     ) -> Operation:
         """`aio.get_operation`."""
         return (
@@ -84,7 +54,7 @@ class AsyncOperations:
         ).unwrap()
 
     async def wait(
-        self, project_id_or_name: str, operation_id: str, **options: Unpack[_WaitOptions]
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[WaitOptions]
     ) -> Operation:
         """`aio.wait_for_operation`: raises `OperationTimeoutError` when it gives up."""
         return (
@@ -94,7 +64,7 @@ class AsyncOperations:
         ).unwrap()
 
     async def logs(
-        self, project_id_or_name: str, operation_id: str, **options: Unpack[_PlatformOptions]
+        self, project_id_or_name: str, operation_id: str, **options: Unpack[PlatformOptions]
     ) -> tuple[OperationLog, ...]:
         """`aio.list_operation_logs`."""
         return (
@@ -108,7 +78,7 @@ class AsyncOperations:
         project_id_or_name: str,
         integration_id: str,
         installation_id: str,
-        **options: Unpack[_ListOptions],
+        **options: Unpack[ListOptions],
     ) -> OperationPage:
         """`aio.list_operations`: one page."""
         return (
@@ -122,7 +92,7 @@ class AsyncOperations:
         project_id_or_name: str,
         integration_id: str,
         installation_id: str,
-        **options: Unpack[_ListOptions],
+        **options: Unpack[ListOptions],
     ) -> AsyncIterator[Operation]:
         """`aio.iter_operations`, one operation at a time across pages; a page that cannot
         be read raises its error."""
