@@ -38,12 +38,22 @@ import urllib3.poolmanager
 from requests.structures import CaseInsensitiveDict
 from requests.utils import prepend_scheme_if_needed, select_proxy
 
+from ._framing import (
+    declared_length,
+    declared_too_large,
+    ended_early,
+    failed,
+    too_large,
+    too_late,
+    untrusted_coding,
+)
 from ._headers import API_KEY_HEADER
-from .errors import FailureKind, RequestTimeoutError, TransportError
+from .errors import FailureKind, TransportError
 
 __all__ = [
     "Answer",
     "DeadlineAdapter",
+    "Direct",
     "Request",
     "RequestsTransport",
     "Timeouts",
@@ -97,14 +107,12 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def _failure(kind: FailureKind, message: str) -> TransportError:
-    cls = RequestTimeoutError if kind.is_timeout else TransportError
-    return cls(message, maybe_sent=kind.maybe_sent, kind=kind)
-
-
 def transport_error(exc: BaseException) -> TransportError:
     """Classify an exception raised while sending or reading, in a fixed order."""
-    detail = f"{type(exc).__name__}: {exc}"
+    return failed(_kind_of(exc), exc)
+
+
+def _kind_of(exc: BaseException) -> FailureKind:
     reason: object = exc
     if isinstance(reason, rex.RequestException) and reason.args:
         reason = reason.args[0]  # requests wraps what urllib3 raised
@@ -114,20 +122,18 @@ def transport_error(exc: BaseException) -> TransportError:
     if isinstance(reason, (uex.NewConnectionError, uex.ProxyError)) or isinstance(
         exc, rex.ProxyError
     ):
-        return _failure(FailureKind.CONNECT, f"could not connect ({detail})")
+        return FailureKind.CONNECT
     if isinstance(reason, uex.ConnectTimeoutError) or isinstance(exc, rex.ConnectTimeout):
-        return _failure(FailureKind.CONNECT_TIMEOUT, f"timed out connecting ({detail})")
+        return FailureKind.CONNECT_TIMEOUT
     if isinstance(reason, (uex.ReadTimeoutError, TimeoutError)) or isinstance(exc, rex.ReadTimeout):
-        return _failure(FailureKind.READ_TIMEOUT, f"timed out waiting for the answer ({detail})")
+        return FailureKind.READ_TIMEOUT
     if isinstance(reason, uex.SSLError) or isinstance(exc, rex.SSLError):
-        return _failure(FailureKind.TLS, f"TLS failed ({detail})")
+        return FailureKind.TLS
     if isinstance(reason, (uex.LocationValueError, UnicodeError, OverflowError)) or isinstance(
         exc, (rex.InvalidURL, rex.InvalidHeader, rex.InvalidSchema, rex.MissingSchema)
     ):
-        return _failure(FailureKind.INVALID, f"the request could not be built ({detail})")
-    return _failure(
-        FailureKind.INTERRUPTED, f"the connection broke before a full answer ({detail})"
-    )
+        return FailureKind.INVALID
+    return FailureKind.INTERRUPTED
 
 
 def is_loopback(host: str) -> bool:
@@ -155,6 +161,20 @@ class _Route(NamedTuple):
     options: dict[str, Any]
     pool_key: tuple[dict[str, Any], dict[str, Any]] | None
     base_path: str
+    direct: Direct | None
+
+
+class Direct(NamedTuple):
+    """A base URL whose attempts go straight to a pool of ampwrite's own (its session, no
+    proxy): where to connect, and the TLS settings of that pool (`cert_reqs`, `ca_certs`,
+    `ca_cert_dir`, `cert_file`, `key_file`, as urllib3 names them). What an asyncio transport
+    needs to reach it exactly as this one does."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+    tls: tuple[tuple[str, Any], ...]
 
 
 class RequestsTransport:
@@ -181,6 +201,12 @@ class RequestsTransport:
         """Work out now how to reach `base_url`; the error when its URL cannot be used."""
         route = self._route(base_url)
         return route if isinstance(route, TransportError) else None
+
+    def direct(self, base_url: str) -> Direct | None:
+        """Where attempts to `base_url` go, when they go straight to a pool of ampwrite's own
+        (None: through a caller's adapter or a proxy, or a URL that cannot be used)."""
+        route = self._route(base_url)
+        return None if isinstance(route, TransportError) else route.direct
 
     def send(self, request: Request) -> Answer | TransportError:
         """Send once and read the answer. A redirect is an answer like any other: it is never
@@ -282,18 +308,28 @@ def _route_for(session: requests.Session, base_url: str) -> _Route:
     options = {"proxies": proxies, "verify": verify, "cert": cert}
     adapter = session.get_adapter(base_url)
     pool_key: tuple[Any, Any] | None = None
+    direct = None
     proxy = select_proxy(base_url, proxies)
     if type(adapter) is DeadlineAdapter and not proxy:
         probe = requests.PreparedRequest()
         probe.url = base_url
         pool_key = adapter.build_connection_pool_key_attributes(probe, verify, cert)
+        host_params, pool_kwargs = pool_key
+        scheme = host_params["scheme"]
+        direct = Direct(
+            scheme,
+            host_params["host"],
+            host_params["port"] or (443 if scheme == "https" else 80),
+            urlsplit(base_url).path,
+            tuple(sorted(pool_kwargs.items())),
+        )
     if proxy and isinstance(adapter, requests.adapters.HTTPAdapter):
         # The proxy's pools, named as the adapter's `send` will name them: made now (or found,
         # if the caller's session made them before) and given the deadline.
         proxy = str(prepend_scheme_if_needed(proxy, "http"))  # type: ignore[no-untyped-call]
         if urlsplit(proxy).scheme in ("http", "https"):  # SOCKS pools are not urllib3's own
             give_deadline(adapter.proxy_manager_for(proxy))
-    return _Route(adapter, options, pool_key, urlsplit(base_url).path)
+    return _Route(adapter, options, pool_key, urlsplit(base_url).path, direct)
 
 
 def _pool_urlopen(
@@ -353,39 +389,28 @@ def _read(
     HTTP/1.1 (on ampwrite's connections, one that declares a length too is then not reused:
     see `_DeadlineHTTPResponse.begin`). Any other transfer coding (ampwrite asks for none), or
     one in HTTP/1.0, is refused: its framing cannot be trusted."""
-    declared = response.headers.get("Content-Length")
-    coding = response.headers.get("Transfer-Encoding")
-    if coding is not None:
-        if coding.strip().lower() != "chunked" or response.version < 11:
-            return _failure(
-                FailureKind.INTERRUPTED,
-                f"the answer's framing cannot be trusted (HTTP/{response.version / 10:.1f} "
-                f"with Transfer-Encoding: {coding[:100]!r})",
-            )
-        declared = None
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        return _failure(
-            FailureKind.TOO_LARGE, f"the answer declares {declared} bytes, over {max_bytes}"
-        )
-    if declared is not None and declared.isdigit() and "Content-Encoding" not in response.headers:
-        body = response.read(int(declared) + 1)  # the common case: one read of a known size
-        if len(body) < int(declared):
-            return _failure(
-                FailureKind.INTERRUPTED, f"the answer ended after {len(body)} of {declared} bytes"
-            )
+    refused = untrusted_coding(response.version, response.headers.get("Transfer-Encoding"))
+    if refused is not None:
+        return refused
+    declared = declared_length(response.headers)
+    refused = declared_too_large(declared, max_bytes)
+    if refused is not None:
+        return refused
+    if declared is not None and "Content-Encoding" not in response.headers:
+        body = response.read(declared + 1)  # the common case: one read of a known size
+        if len(body) < declared:
+            return ended_early(len(body), declared)
     else:
         parts = []
         size = 0
         while part := response.read(CHUNK, decode_content=True):
             size += len(part)
             if size > max_bytes:  # stop here: the rest is never read
-                return _failure(
-                    FailureKind.TOO_LARGE, f"the answer is larger than {max_bytes} bytes"
-                )
+                return too_large(max_bytes)
             parts.append(part)
         body = b"".join(parts)
     if time.monotonic() > deadline:
-        return _failure(FailureKind.READ_TIMEOUT, "the answer took longer than the timeout")
+        return too_late()
     return Answer(response.status, response.reason or "", response.headers, body)
 
 

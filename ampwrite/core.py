@@ -179,9 +179,9 @@ class Core:
     - `allow_insecure_http`: permit `http://` to a host other than loopback.
     - `max_response_bytes`: answers larger than this are not read (a `TransportError`).
     - `sleep`, `clock`, `rand`: the waiting, timing and jitter of retries, injectable for tests.
-    - `async_workers`: how many `ampwrite.aio` attempts may be in flight at once (each runs on
-      a thread of a pool the Core starts at its first asyncio call); `async_sleep`: the waiting
-      of `ampwrite.aio` retries and polls (None: `asyncio.sleep`), injectable for tests.
+    - `async_workers`: how many `ampwrite.aio` attempts may be in flight at once, across all
+      event loops and threads (and how many connections they keep alive); `async_sleep`: the
+      waiting of `ampwrite.aio` retries and polls (None: `asyncio.sleep`), injectable for tests.
 
     Raises `ConfigurationError` for settings it cannot work with. `CoreOptions` is the type of
     the keyword options, for the clients (`AmpWrite`) that take them and pass them on.

@@ -33,6 +33,8 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     content_type: str | None = "application/json"
+    delay: float = 0.0
+    """Seconds to wait before answering."""
 
     def encode(self) -> bytes:
         lines = [f"HTTP/1.1 {self.status} Scripted"]
@@ -163,6 +165,18 @@ DEFAULT_REPLY: Final = json_reply(
 )
 
 
+def _closed_by_client(conn: socket.socket) -> bool:
+    """Whether the client has closed a plain connection (a TLS one is never checked)."""
+    if isinstance(conn, ssl.SSLSocket):
+        return False
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 class ScriptedServer:
     """`with ScriptedServer() as server: server.script(...); ... server.received`."""
 
@@ -171,6 +185,11 @@ class ScriptedServer:
         self._tls = _server_context() if tls else None
         self.received: list[Received] = []
         self.connections = 0
+        self.open_connections = 0
+        """Connections being served now: a connection the client closed ends here too."""
+        self.most_in_flight = 0
+        """The most requests that were being answered at once."""
+        self._in_flight = 0
         self._script: collections.deque[Action] = collections.deque()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -224,6 +243,15 @@ class ScriptedServer:
             return self._script.popleft() if self._script else self.default
 
     def _serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.open_connections += 1
+        try:
+            self._serve_requests(conn)
+        finally:
+            with self._lock:
+                self.open_connections -= 1
+
+    def _serve_requests(self, conn: socket.socket) -> None:
         buffer = b""
         with conn:
             while not self._stop.is_set():
@@ -234,11 +262,17 @@ class ScriptedServer:
                 if request is None:
                     return
                 self.received.append(request)
+                with self._lock:
+                    self._in_flight += 1
+                    self.most_in_flight = max(self.most_in_flight, self._in_flight)
                 try:
                     if not self._answer(conn, self._next()):
                         return
                 except OSError:  # the client went away first (it may, on purpose)
                     return
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
 
     def _read_request(self, conn: socket.socket, buffer: bytes) -> tuple[Received | None, bytes]:
         while b"\r\n\r\n" not in buffer:
@@ -276,6 +310,8 @@ class ScriptedServer:
     def _answer(self, conn: socket.socket, action: Action) -> bool:
         """Send one answer; False when the connection must end."""
         if isinstance(action, Reply):
+            if action.delay:
+                time.sleep(action.delay)
             conn.sendall(action.encode())
             return True
         if isinstance(action, Framed):
@@ -293,6 +329,8 @@ class ScriptedServer:
         if isinstance(action, Stall):
             deadline = time.monotonic() + action.seconds
             while time.monotonic() < deadline and not self._stop.is_set():
+                if _closed_by_client(conn):
+                    break
                 time.sleep(0.01)
             return False
         if isinstance(action, Trickle):

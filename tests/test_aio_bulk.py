@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from ampwrite import AmpWrite, Core, aio
 from ampwrite.bulk import Outcome
@@ -389,13 +390,15 @@ def _aio_threads() -> list[threading.Thread]:
 def test_closing_the_core_lets_its_threads_end_and_it_still_works(
     ampwrite_sandbox: Sandbox,
 ) -> None:
+    """On a caller's session, attempts run on the Core's threads."""
     request = {
         "projectIdOrName": "proj",
         "integrationId": "int",
         "objectName": "contacts",
         "requestBody": {"groupRef": "g", "type": "create", "record": {"n": 1}},
     }
-    core = Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url)
+    session = requests.Session()
+    core = Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url, session=session)
     before = set(_aio_threads())
 
     async def write_some() -> bool:
@@ -414,3 +417,4 @@ def test_closing_the_core_lets_its_threads_end_and_it_still_works(
 
     assert asyncio.run(write_some()), "a closed Core makes what it needs again"
     core.close()
+    session.close()

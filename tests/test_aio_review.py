@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from ampwrite import Core, aio
 from ampwrite.bulk import Outcome
@@ -389,11 +390,14 @@ def test_a_call_given_up_does_not_keep_the_program_alive() -> None:
 
 
 def test_a_core_dropped_unclosed_lets_its_threads_end(ampwrite_sandbox: Sandbox) -> None:
+    """On a caller's session, attempts run on the Core's threads."""
+
     def pool_threads() -> set[threading.Thread]:
         return {t for t in threading.enumerate() if t.name.startswith("ampwrite-aio_")}
 
     before = pool_threads()
-    core = Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url)
+    session = requests.Session()
+    core = Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url, session=session)
     request = {
         "projectIdOrName": "proj",
         "integrationId": "int",
@@ -413,12 +417,13 @@ def test_a_core_dropped_unclosed_lets_its_threads_end(ampwrite_sandbox: Sandbox)
     while pool_threads() - before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not pool_threads() - before
+    session.close()
 
 
 def test_an_attempt_runs_in_the_callers_context(ampwrite_sandbox: Sandbox) -> None:
-    """What runs during an attempt (urllib3's log records, a caller's session adapter) sees
-    the caller's context variables, as in the synchronous call and under `asyncio.to_thread`:
-    a log filter that stamps each record with the request's id, say."""
+    """What runs during an attempt made on a thread (urllib3's log records, a caller's
+    session adapter) sees the caller's context variables, as in the synchronous call and
+    under `asyncio.to_thread`: a log filter that stamps each record with the request's id."""
     seen: list[str] = []
 
     class Stamp(logging.Handler):
@@ -441,7 +446,12 @@ def test_an_attempt_runs_in_the_callers_context(ampwrite_sandbox: Sandbox) -> No
         return (await aio.write_records(core, request)).ok
 
     try:
-        with Core(ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url) as core:
+        with (
+            requests.Session() as session,
+            Core(
+                ampwrite_sandbox.api_key, server_url=ampwrite_sandbox.url, session=session
+            ) as core,
+        ):
             assert asyncio.run(scenario(core))
     finally:
         urllib3_log.removeHandler(handler)

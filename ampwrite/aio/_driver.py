@@ -23,7 +23,7 @@ from ..operations import (
 from ..result import Err, Ok, Result
 from ..retries import RetryConfig
 from ..write import prepare_write
-from ._threads import send_attempt
+from ._attempt import send_attempt
 
 __all__ = [
     "get_operation",

@@ -1,4 +1,5 @@
-"""The asyncio transport: the Core's own transport, one attempt per thread of a bounded pool.
+"""Attempts on threads: the Core's own transport, one attempt per thread of a bounded pool, for
+the attempts the asyncio transport does not make itself (see `ampwrite.aio._attempt`).
 
 Each Core gets its pool at its first asyncio call (never pickled: a copy, or a forked child,
 starts its own), sized by `Core.async_workers`. Any number of event loops, in any threads, may
@@ -25,7 +26,7 @@ from .._transport import Answer, Request
 from ..core import ON_CLOSE, Core
 from ..errors import TransportError
 
-__all__ = ["release_pool", "send_attempt"]
+__all__ = ["release_pool", "send_on_thread"]
 
 T = TypeVar("T")
 _Call: TypeAlias = "tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]"
@@ -121,7 +122,7 @@ def release_pool(core: Core) -> None:
 ON_CLOSE.append(release_pool)
 
 
-async def send_attempt(core: Core, request: Request) -> Answer | TransportError:
+async def send_on_thread(core: Core, request: Request) -> Answer | TransportError:
     """One attempt through `core.transport`, on a thread of the Core's pool.
 
     If the caller is cancelled meanwhile, `CancelledError` is raised here at once; an attempt

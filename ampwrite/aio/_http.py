@@ -1,0 +1,728 @@
+"""The asyncio transport: HTTP/1.1 on sockets the event loop watches, for the base URLs the
+synchronous transport reaches straight (ampwrite's own session and no proxy: a `Direct`).
+
+It keeps every promise of `RequestsTransport.send` the same way, on the same rules
+(`ampwrite._framing`): the attempt ends at its deadline however slowly the server trickles,
+each wait for bytes is bounded by the read timeout, an answer is read whole only up to its
+size bound (decompressed as it is read), a redirect is an answer like any other, and every
+failure is a classified `TransportError` with its `maybe_sent`. TLS uses the TLS settings of
+the synchronous pool for the same URL (`Direct.tls`) through urllib3's own context maker.
+
+Connections are plain non-blocking sockets (TLS through an `ssl.SSLObject` over memory
+buffers), not asyncio transports: they belong to no event loop, so a Core's idle connections
+serve every loop and thread that uses it, and `Core.close()` closes them from anywhere. Each
+wait for a socket is one `add_reader`/`add_writer` with a timer; nothing stays registered
+with a loop between waits. A cancelled attempt closes its connection: it may have been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+import ssl
+import threading
+import time
+import zlib
+from collections import deque
+from typing import Any, Final
+
+from requests.structures import CaseInsensitiveDict
+
+from .._framing import (
+    declared_length,
+    declared_too_large,
+    ended_early,
+    failed,
+    failure,
+    too_large,
+    too_late,
+    untrusted_coding,
+)
+from .._transport import Answer, Direct, Request
+from ..errors import FailureKind, TransportError
+
+__all__ = ["AsyncioTransport", "Slots"]
+
+MAX_LINE: Final = 65536
+"""The longest status, header or chunk-size line read (http.client's limit)."""
+MAX_HEADERS: Final = 100
+"""The most header lines an answer may have (http.client's limit)."""
+RECEIVE: Final = 64 * 1024
+NO_LENGTH_METHODS: Final = frozenset({"GET", "HEAD", "DELETE", "TRACE", "OPTIONS", "CONNECT"})
+"""Methods sent without a `Content-Length` when they have no body (as urllib3 sends them)."""
+
+
+class _Failed(Exception):
+    """An attempt ended: `error` says how (raised inside this module only)."""
+
+    def __init__(self, error: TransportError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _broken(detail: str) -> _Failed:
+    return _Failed(
+        failure(FailureKind.INTERRUPTED, f"the connection broke before a full answer ({detail})")
+    )
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Clock:
+    """The bounds of one attempt: its deadline, and how long each wait for bytes may be."""
+
+    __slots__ = ("connect", "deadline", "read")
+
+    def __init__(self, request: Request) -> None:
+        timeout = request.timeout
+        self.deadline = time.monotonic() + timeout.total
+        self.connect = timeout.connect
+        self.read = timeout.read
+
+    async def wait(
+        self, sock: socket.socket, *, writing: bool, gap: float, kind: FailureKind
+    ) -> None:
+        """Until `sock` can be read (or written), at most `gap` seconds and never past the
+        deadline; a `kind` failure if it takes longer."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _Failed(failure(kind, f"{_SAID_TIMEOUT[kind]} (the attempt's deadline passed)"))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        fd = sock.fileno()
+        if writing:
+            loop.add_writer(fd, _wake, future)
+        else:
+            loop.add_reader(fd, _wake, future)
+        timer = loop.call_later(min(gap, left), _expire, future)
+        try:
+            await future
+        except TimeoutError:
+            said = "the attempt's deadline passed" if gap >= left else f"no bytes for {gap:g} s"
+            raise _Failed(failure(kind, f"{_SAID_TIMEOUT[kind]} ({said})")) from None
+        finally:
+            timer.cancel()
+            if writing:
+                loop.remove_writer(fd)
+            else:
+                loop.remove_reader(fd)
+
+
+_SAID_TIMEOUT: Final = {
+    FailureKind.CONNECT_TIMEOUT: "timed out connecting",
+    FailureKind.READ_TIMEOUT: "timed out waiting for the answer",
+}
+
+
+class _Connection:
+    """One socket, and the bytes read from it that no answer has taken yet."""
+
+    __slots__ = ("buffer", "incoming", "outgoing", "pid", "sock", "tls")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.tls: ssl.SSLObject | None = None
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.buffer = bytearray()
+        self.pid = os.getpid()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def reusable(self) -> bool:
+        """Whether an idle connection can take a request: nothing unread, not closed by the
+        server meanwhile (urllib3 checks the same before it reuses one)."""
+        if self.buffer or self.pid != os.getpid() or (self.tls is not None and self.tls.pending()):
+            return False
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return False  # closed by the server, or bytes nobody asked for
+
+    # -- the socket's bytes, through TLS when there is one ------------------------------------
+
+    async def _raw_send(self, data: bytes | memoryview, clock: _Clock) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                await clock.wait(
+                    self.sock, writing=True, gap=clock.read, kind=FailureKind.READ_TIMEOUT
+                )
+                continue
+            view = view[sent:]
+
+    async def _raw_receive(self, clock: _Clock, gap: float, kind: FailureKind) -> bytes:
+        while True:
+            try:
+                return self.sock.recv(RECEIVE)
+            except (BlockingIOError, InterruptedError):
+                await clock.wait(self.sock, writing=False, gap=gap, kind=kind)
+
+    async def _flush_tls(self, clock: _Clock) -> None:
+        pending = self.outgoing.read()
+        if pending:
+            await self._raw_send(pending, clock)
+
+    async def handshake(self, context: ssl.SSLContext, host: str, clock: _Clock) -> None:
+        self.tls = tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._flush_tls(clock)
+                data = await self._raw_receive(clock, clock.connect, FailureKind.CONNECT_TIMEOUT)
+                if not data:
+                    raise ssl.SSLEOFError("closed by the server in the handshake") from None
+                self.incoming.write(data)
+        await self._flush_tls(clock)
+
+    async def send(self, data: bytes, clock: _Clock) -> None:
+        tls = self.tls
+        if tls is None:
+            await self._raw_send(data, clock)
+            return
+        view = memoryview(data)
+        while view:
+            view = view[tls.write(view) :]
+            await self._flush_tls(clock)
+
+    async def fill(self, clock: _Clock) -> bool:
+        """Read what the server sends next into `buffer`; False once it has closed."""
+        tls = self.tls
+        while True:
+            if tls is None:
+                data = await self._raw_receive(clock, clock.read, FailureKind.READ_TIMEOUT)
+            else:
+                try:
+                    data = tls.read(RECEIVE)
+                except ssl.SSLWantReadError:
+                    await self._flush_tls(clock)  # a key update, say, may need an answer
+                    raw = await self._raw_receive(clock, clock.read, FailureKind.READ_TIMEOUT)
+                    if raw:
+                        self.incoming.write(raw)
+                    else:
+                        self.incoming.write_eof()
+                    continue
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    data = b""  # closed, with or without close_notify (as http.client reads it)
+            if not data:
+                return False
+            self.buffer += data
+            return True
+
+    async def line(self, clock: _Clock) -> bytes:
+        """The next line, its end included (what is left, at the end of the stream)."""
+        start = 0
+        while True:
+            end = self.buffer.find(b"\n", start)
+            if end >= 0:
+                if end >= MAX_LINE:
+                    raise _broken(f"a line longer than {MAX_LINE} bytes")
+                line = bytes(self.buffer[: end + 1])
+                del self.buffer[: end + 1]
+                return line
+            start = len(self.buffer)
+            if start > MAX_LINE:
+                raise _broken(f"a line longer than {MAX_LINE} bytes")
+            if not await self.fill(clock):
+                line = bytes(self.buffer)
+                self.buffer.clear()
+                return line
+
+    async def take(self, size: int, clock: _Clock) -> bytes | bytearray:
+        """Up to `size` bytes: fewer only at the end of the stream. Held once: what is read
+        for a large body is gathered in one buffer, never copied whole."""
+        buffer = self.buffer
+        if len(buffer) >= size:
+            with memoryview(buffer) as view:
+                taken = bytes(view[:size])
+            del buffer[:size]
+            return taken
+        gathered, self.buffer = buffer, bytearray()
+        while len(gathered) < size and await self.fill(clock):
+            gathered += self.buffer
+            self.buffer.clear()
+        if len(gathered) > size:
+            self.buffer = gathered[size:]
+            del gathered[size:]
+        return gathered
+
+    async def take_some(self, clock: _Clock) -> bytes:
+        """Whatever comes next (b"" at the end of the stream)."""
+        if not self.buffer and not await self.fill(clock):
+            return b""
+        taken = bytes(self.buffer)
+        self.buffer.clear()
+        return taken
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+class _Head:
+    __slots__ = ("first_length", "headers", "reason", "status", "version")
+
+    def __init__(
+        self,
+        version: int,
+        status: int,
+        reason: str,
+        headers: CaseInsensitiveDict[str],
+        first_length: str | None,
+    ) -> None:
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.first_length = first_length
+
+
+def _status_line(line: bytes) -> tuple[int, int, str]:
+    """(version, status, reason) as http.client reads them: 10 for HTTP/1.0, 11 for HTTP/1.x."""
+    text = line.decode("iso-8859-1")
+    parts = text.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise _broken(f"BadStatusLine: {text[:100]!r}")
+    version_text, status_text = parts[0], parts[1]
+    if version_text in ("HTTP/1.0", "HTTP/0.9"):
+        version = 10
+    elif version_text.startswith("HTTP/1."):
+        version = 11
+    else:
+        raise _broken(f"UnknownProtocol: {version_text[:100]!r}")
+    if len(status_text) != 3 or not status_text.isdigit() or int(status_text) < 100:
+        raise _broken(f"BadStatusLine: {text[:100]!r}")
+    reason = parts[2].strip() if len(parts) > 2 else ""
+    return version, int(status_text), reason
+
+
+async def _read_head(connection: _Connection, clock: _Clock) -> _Head:
+    """The status line and headers of the final answer (interim 1xx answers are passed over,
+    as the synchronous transport does; 101 is final)."""
+    while True:
+        line = await connection.line(clock)
+        if not line:
+            raise _broken("RemoteDisconnected: the server closed the connection without an answer")
+        version, status, reason = _status_line(line)
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        first_length = None
+        last: str | None = None
+        count = 0
+        while True:
+            line = await connection.line(clock)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            count += 1
+            if count > MAX_HEADERS:
+                raise _broken(f"got more than {MAX_HEADERS} headers")
+            text = line.decode("iso-8859-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t"):  # a folded line continues the header before it
+                if last is not None:
+                    headers[last] = f"{headers[last]} {text.strip()}".strip()
+                continue
+            name, colon, value = text.partition(":")
+            if not colon or not name or name != name.strip():
+                continue  # not a header line: passed over
+            value = value.strip()
+            if name in headers:
+                headers[name] = f"{headers[name]}, {value}"
+            else:
+                headers[name] = value
+            if first_length is None and name.lower() == "content-length":
+                first_length = value
+            last = name
+        if not (100 <= status < 200) or status == 101:
+            return _Head(version, status, reason, headers, first_length)
+
+
+def _will_close(head: _Head, chunked: bool, length: int | None) -> bool:
+    """Whether the connection ends with this answer (http.client's rules, and ampwrite's: an
+    answer framed two ways at once is not followed by another on its connection)."""
+    connection = head.headers.get("Connection", "").lower()
+    if head.version >= 11:
+        closes = "close" in connection
+    else:
+        closes = not (
+            "Keep-Alive" in head.headers
+            or "keep-alive" in connection
+            or "keep-alive" in head.headers.get("Proxy-Connection", "").lower()
+        )
+    if chunked and "Content-Length" in head.headers:
+        return True
+    return closes or head.status == 101 or (not chunked and length is None)
+
+
+class _Decoder:
+    """The body as its `Content-Encoding` says to decode it (gzip, x-gzip, deflate, or any
+    list of those, as urllib3 decodes them; any other coding is left as it is), never
+    producing more than `limit` bytes."""
+
+    def __init__(self, coding: str, limit: int) -> None:
+        names = [part.strip().lower() for part in coding.split(",") if part.strip()]
+        self._codings = [n for n in reversed(names) if n in ("gzip", "x-gzip", "deflate")]
+        self._objects: list[Any] = [self._new(n) for n in self._codings]
+        self._first = [True] * len(self._codings)
+        self._limit = limit
+        self.size = 0
+
+    @staticmethod
+    def _new(coding: str) -> Any:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS if coding != "deflate" else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes | bytearray, last: bool = False) -> bytes | bytearray:
+        for index, coding in enumerate(self._codings):
+            data = self._decode(index, coding, data, last)
+        self.size += len(data)
+        if self.size > self._limit:
+            raise _Failed(too_large(self._limit))
+        return data
+
+    def _decode(
+        self, index: int, coding: str, data: bytes | bytearray, last: bool
+    ) -> bytes | bytearray:
+        parts = []
+        budget = self._limit + 1 - self.size
+        try:
+            while data:
+                obj = self._objects[index]
+                try:
+                    out = obj.decompress(data, budget)
+                except zlib.error:
+                    if coding == "deflate" and self._first[index]:  # raw deflate, no header
+                        self._first[index] = False
+                        self._objects[index] = zlib.decompressobj(-zlib.MAX_WBITS)
+                        continue
+                    raise
+                self._first[index] = False
+                parts.append(out)
+                budget -= len(out)
+                if budget <= 0:  # past the bound: the rest is never decoded
+                    raise _Failed(too_large(self._limit))
+                data = obj.unconsumed_tail
+                if obj.eof and coding != "deflate":  # another gzip member may follow
+                    data = obj.unused_data
+                    self._objects[index] = self._new(coding)
+            if last:
+                parts.append(self._objects[index].flush())
+        except zlib.error as exc:
+            raise _broken(f"DecodeError: the {coding} body could not be decoded ({exc})") from None
+        return b"".join(parts)
+
+
+async def _read_body(
+    connection: _Connection, head: _Head, method: str, max_bytes: int, clock: _Clock
+) -> tuple[bytes, bool]:
+    """The whole body, decoded, and whether the connection can take another request. Neither
+    the bytes read nor the bytes they decode to may be more than `max_bytes`."""
+    headers = head.headers
+    refused = untrusted_coding(head.version, headers.get("Transfer-Encoding"))
+    if refused is None:
+        refused = declared_too_large(declared_length(headers), max_bytes)
+    if refused is not None:
+        raise _Failed(refused)
+    chunked = "Transfer-Encoding" in headers
+    length: int | None = None
+    if head.status in (204, 304) or method == "HEAD":
+        length = 0
+    elif not chunked and head.first_length is not None and head.first_length.isdigit():
+        length = int(head.first_length)  # http.client reads by the first Content-Length
+    keeps = not _will_close(head, chunked, length)
+    decoder = _Decoder(headers.get("Content-Encoding", ""), max_bytes)
+    if length is not None:
+        if length > max_bytes:
+            raise _Failed(too_large(max_bytes))
+        raw = await connection.take(length, clock)
+        if len(raw) < length:
+            raise _Failed(ended_early(len(raw), length))
+        return bytes(decoder.feed(raw, last=True)), keeps
+    parts = []
+    read = 0
+    if not chunked:  # read until the server closes
+        while data := await connection.take_some(clock):
+            read += len(data)
+            if read > max_bytes:
+                raise _Failed(too_large(max_bytes))
+            parts.append(decoder.feed(data))
+        parts.append(decoder.feed(b"", last=True))
+        return b"".join(parts), False
+    while size := await _chunk_size(connection, clock):
+        read += size
+        if read > max_bytes:
+            raise _Failed(too_large(max_bytes))
+        chunk = await connection.take(size, clock)
+        if len(chunk) < size or len(await connection.take(2, clock)) < 2:  # and its line end
+            raise _broken(f"IncompleteRead: a chunk ended after {len(chunk)} of {size} bytes")
+        parts.append(decoder.feed(chunk))
+    while (await connection.line(clock)) not in (b"\r\n", b"\n", b""):
+        pass  # trailer fields: not ampwrite's
+    parts.append(decoder.feed(b"", last=True))
+    return b"".join(parts), keeps
+
+
+async def _chunk_size(connection: _Connection, clock: _Clock) -> int:
+    line = await connection.line(clock)
+    text = line.split(b";", 1)[0].strip()
+    if not line.endswith(b"\n") or not text or not _is_hex(text):
+        raise _broken(f"IncompleteRead: a chunk size line of {line[:40]!r}")
+    return int(text, 16)
+
+
+def _is_hex(text: bytes) -> bool:
+    return all(c in b"0123456789abcdefABCDEF" for c in text)
+
+
+# -- the transport ------------------------------------------------------------------------------
+
+
+def _context(tls: tuple[tuple[str, Any], ...]) -> ssl.SSLContext:
+    """The TLS context urllib3 would make for a pool with these settings."""
+    from urllib3.util.ssl_ import create_urllib3_context  # with the pool's own defaults
+
+    settings = dict(tls)
+    verify = settings.get("cert_reqs", "CERT_REQUIRED") != "CERT_NONE"
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
+    if verify:
+        cafile, capath = settings.get("ca_certs"), settings.get("ca_cert_dir")
+        if cafile or capath:
+            context.load_verify_locations(cafile=cafile, capath=capath)
+        else:
+            context.load_default_certs()
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if settings.get("cert_file"):
+        context.load_cert_chain(settings["cert_file"], settings.get("key_file"))
+    return context
+
+
+def _host_header(direct: Direct) -> str:
+    host = f"[{direct.host}]" if ":" in direct.host else direct.host
+    default = 443 if direct.scheme == "https" else 80
+    return host if direct.port == default else f"{host}:{direct.port}"
+
+
+def _encode(request: Request, direct: Direct) -> bytes:
+    """The request's bytes, as http.client would send them for the synchronous transport:
+    `Host` first, `Accept-Encoding: identity` unless the request names one."""
+    lines = [
+        f"{request.method} {direct.base_path}{request.path} HTTP/1.1",
+        f"Host: {_host_header(direct)}",
+    ]
+    names = {name.lower() for name in request.headers}
+    if "accept-encoding" not in names:
+        lines.append("Accept-Encoding: identity")
+    lines.extend(f"{name}: {value}" for name, value in request.headers.items())
+    body = request.body
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    elif request.method.upper() not in NO_LENGTH_METHODS:
+        lines.append("Content-Length: 0")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
+
+
+async def _connect(
+    direct: Direct, contexts: dict[Any, ssl.SSLContext], clock: _Clock
+) -> _Connection:
+    """A new connection to `direct`, TLS done: a CONNECT, CONNECT_TIMEOUT or TLS failure, with
+    nothing sent, if it cannot be made."""
+    loop = asyncio.get_running_loop()
+    addresses: list[tuple[int, Any]]
+    try:
+        ipaddress.ip_address(direct.host)
+        addresses = [
+            (socket.AF_INET6 if ":" in direct.host else socket.AF_INET, (direct.host, direct.port))
+        ]
+    except ValueError:
+        try:
+            found = await asyncio.wait_for(
+                loop.getaddrinfo(direct.host, direct.port, type=socket.SOCK_STREAM),
+                max(clock.deadline - time.monotonic(), 0),
+            )
+        except TimeoutError as exc:
+            raise _Failed(failed(FailureKind.CONNECT_TIMEOUT, exc)) from None
+        except OSError as exc:
+            raise _Failed(failed(FailureKind.CONNECT, exc)) from None
+        addresses = [(int(family), address[:2]) for family, _, _, _, address in found]
+    error: OSError | None = None
+    for family, address in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(address)
+            if code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                await clock.wait(
+                    sock, writing=True, gap=clock.connect, kind=FailureKind.CONNECT_TIMEOUT
+                )
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        connection = _Connection(sock)
+        if direct.scheme == "https":
+            try:
+                context = contexts.get(direct.tls)
+                if context is None:
+                    context = contexts[direct.tls] = _context(direct.tls)
+                await connection.handshake(context, direct.host, clock)
+            except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+                connection.close()
+                kind = FailureKind.TLS
+                if isinstance(exc, TimeoutError):
+                    kind = FailureKind.CONNECT_TIMEOUT
+                raise _Failed(failed(kind, exc)) from None
+            except BaseException:
+                connection.close()
+                raise
+        return connection
+    assert error is not None
+    raise _Failed(failed(FailureKind.CONNECT, error))
+
+
+class Slots:
+    """At most `size` attempts of one Core in flight at once, whatever loops and threads
+    make them: an attempt waits for a free slot, in its own loop."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._lock = threading.Lock()
+        self._waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    async def acquire(self) -> None:
+        with self._lock:
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+                return
+            loop = asyncio.get_running_loop()
+            waiter = (loop, loop.create_future())
+            self._waiting.append(waiter)
+        try:
+            await waiter[1]
+        except BaseException:
+            with self._lock:
+                handed = waiter not in self._waiting
+                if not handed:
+                    self._waiting.remove(waiter)
+            if handed:  # a slot was handed over as the wait was cancelled: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiting:
+                loop, future = self._waiting.popleft()
+                try:
+                    loop.call_soon_threadsafe(_wake, future)
+                except RuntimeError:  # its loop is closed: the next waiter takes the slot
+                    continue
+                return
+            self._free += 1
+
+
+class AsyncioTransport:
+    """Attempts to `Direct` base URLs, on the running event loop; idle connections kept per
+    URL (up to `pool_size` each), for any loop and thread."""
+
+    def __init__(self, pool_size: int, in_flight: int) -> None:
+        self._pool_size = pool_size
+        self._idle: dict[Direct, list[_Connection]] = {}
+        self._contexts: dict[Any, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+        self.slots = Slots(in_flight)
+
+    async def send(self, request: Request, direct: Direct) -> Answer | TransportError:
+        """`RequestsTransport.send` for an asyncio caller (see the module's docstring)."""
+        clock = _Clock(request)
+        try:
+            data = _encode(request, direct)
+        except UnicodeError as exc:
+            return failed(FailureKind.INVALID, exc)
+        await self.slots.acquire()
+        try:
+            connection = self._take(direct)
+            try:
+                if connection is None:
+                    connection = await _connect(direct, self._contexts, clock)
+            except _Failed as failure_:
+                return failure_.error
+            kept = False
+            try:
+                # Let the loop run once between building the request and sending it: when many
+                # answers come at once, what each task does next is split in two, so the loop
+                # runs other tasks (and timers) halfway through.
+                await asyncio.sleep(0)
+                # the server may have answered before it stopped reading (a 413, say)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    await connection.send(data, clock)
+                head = await _read_head(connection, clock)
+                body, kept = await _read_body(
+                    connection, head, request.method, request.max_bytes, clock
+                )
+            except _Failed as failure_:
+                return failure_.error
+            except TimeoutError as exc:
+                return failed(FailureKind.READ_TIMEOUT, exc)
+            except (OSError, ssl.SSLError) as exc:
+                return failed(FailureKind.INTERRUPTED, exc)
+            finally:
+                if kept:
+                    self._give_back(direct, connection)
+                else:
+                    connection.close()
+            if time.monotonic() > clock.deadline:
+                return too_late()
+            return Answer(head.status, head.reason, head.headers, body)
+        finally:
+            self.slots.release()
+
+    def _take(self, direct: Direct) -> _Connection | None:
+        with self._lock:
+            idle = self._idle.get(direct)
+            while idle:
+                connection = idle.pop()
+                if connection.reusable():
+                    return connection
+                connection.close()
+        return None
+
+    def _give_back(self, direct: Direct, connection: _Connection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(direct, [])
+            if len(idle) < self._pool_size and connection.pid == os.getpid():
+                idle.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close the idle connections (those in use close when their attempts end)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
