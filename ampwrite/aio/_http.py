@@ -22,6 +22,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import threading
@@ -50,7 +51,8 @@ __all__ = ["AsyncioTransport", "Slots"]
 MAX_LINE: Final = 65536
 """The longest status, header or chunk-size line read (http.client's limit)."""
 MAX_HEADERS: Final = 100
-"""The most header lines an answer may have (http.client's limit)."""
+"""The most header lines an answer may have, the empty one that ends them included
+(http.client's limit, counted as it counts it)."""
 RECEIVE: Final = 64 * 1024
 NO_LENGTH_METHODS: Final = frozenset({"GET", "HEAD", "DELETE", "TRACE", "OPTIONS", "CONNECT"})
 """Methods sent without a `Content-Length` when they have no body (as urllib3 sends them)."""
@@ -279,20 +281,27 @@ class _Connection:
 
 
 class _Head:
-    __slots__ = ("first_length", "headers", "reason", "status", "version")
+    """An answer's status line and headers: `fields` by lowercase name (repeated fields
+    joined with ", ", as urllib3 joins them), `headers` as they are handed on."""
+
+    __slots__ = ("fields", "first_length", "headers", "reason", "status", "version")
 
     def __init__(
         self,
         version: int,
         status: int,
         reason: str,
-        headers: CaseInsensitiveDict[str],
+        fields: dict[str, str],
+        names: dict[str, str],
         first_length: str | None,
     ) -> None:
         self.version = version
         self.status = status
         self.reason = reason
-        self.headers = headers
+        self.fields = fields
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
+            {names[key]: value for key, value in fields.items()}
+        )
         self.first_length = first_length
 
 
@@ -315,58 +324,85 @@ def _status_line(line: bytes) -> tuple[int, int, str]:
     return version, int(status_text), reason
 
 
+_END_OF_HEAD: Final = re.compile(rb"\r?\n\r?\n")
+
+
+async def _head_lines(connection: _Connection, clock: _Clock) -> list[bytes]:
+    """The lines of the next head: its status line and header lines, up to the empty line
+    (or the end of the stream), each at most `MAX_LINE` bytes and at most `MAX_HEADERS`
+    header lines."""
+    buffer = connection.buffer
+    while True:
+        found = _END_OF_HEAD.search(buffer)
+        if found is not None:
+            block = bytes(buffer[: found.start()])
+            del buffer[: found.end()]
+            break
+        if len(buffer) - (buffer.rfind(b"\n") + 1) > MAX_LINE:
+            raise _broken(f"a line longer than {MAX_LINE} bytes")
+        if buffer.count(b"\n") > MAX_HEADERS + 1:  # the status line, and the empty one
+            raise _broken(f"got more than {MAX_HEADERS} headers")
+        if not await connection.fill(clock):
+            block = bytes(buffer).rstrip(b"\r\n")
+            buffer.clear()
+            break
+    lines = block.split(b"\n") if block else []
+    if len(lines) > MAX_HEADERS:  # header lines, and the empty one, over MAX_HEADERS
+        raise _broken(f"got more than {MAX_HEADERS} headers")
+    if any(len(line) > MAX_LINE for line in lines):
+        raise _broken(f"a line longer than {MAX_LINE} bytes")
+    return lines
+
+
 async def _read_head(connection: _Connection, clock: _Clock) -> _Head:
     """The status line and headers of the final answer (interim 1xx answers are passed over,
     as the synchronous transport does; 101 is final)."""
     while True:
-        line = await connection.line(clock)
-        if not line:
+        lines = await _head_lines(connection, clock)
+        if not lines:
             raise _broken("RemoteDisconnected: the server closed the connection without an answer")
-        version, status, reason = _status_line(line)
-        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        version, status, reason = _status_line(lines[0])
+        fields: dict[str, str] = {}
+        names: dict[str, str] = {}
         first_length = None
         last: str | None = None
-        count = 0
-        while True:
-            line = await connection.line(clock)
-            if line in (b"\r\n", b"\n", b""):
-                break
-            count += 1
-            if count > MAX_HEADERS:
-                raise _broken(f"got more than {MAX_HEADERS} headers")
-            text = line.decode("iso-8859-1").rstrip("\r\n")
+        for line in lines[1:]:
+            text = line.decode("iso-8859-1").rstrip("\r")
             if text[:1] in (" ", "\t"):  # a folded line continues the header before it
                 if last is not None:
-                    headers[last] = f"{headers[last]} {text.strip()}".strip()
+                    fields[last] = f"{fields[last]} {text.strip()}".strip()
                 continue
             name, colon, value = text.partition(":")
             if not colon or not name or name != name.strip():
                 continue  # not a header line: passed over
             value = value.strip()
-            if name in headers:
-                headers[name] = f"{headers[name]}, {value}"
+            key = name.lower()
+            if key in fields:
+                fields[key] = f"{fields[key]}, {value}"
             else:
-                headers[name] = value
-            if first_length is None and name.lower() == "content-length":
+                fields[key] = value
+                names[key] = name
+            if first_length is None and key == "content-length":
                 first_length = value
-            last = name
+            last = key
         if not (100 <= status < 200) or status == 101:
-            return _Head(version, status, reason, headers, first_length)
+            return _Head(version, status, reason, fields, names, first_length)
 
 
 def _will_close(head: _Head, chunked: bool, length: int | None) -> bool:
     """Whether the connection ends with this answer (http.client's rules, and ampwrite's: an
     answer framed two ways at once is not followed by another on its connection)."""
-    connection = head.headers.get("Connection", "").lower()
+    fields = head.fields
+    connection = fields.get("connection", "").lower()
     if head.version >= 11:
         closes = "close" in connection
     else:
         closes = not (
-            "Keep-Alive" in head.headers
+            "keep-alive" in fields
             or "keep-alive" in connection
-            or "keep-alive" in head.headers.get("Proxy-Connection", "").lower()
+            or "keep-alive" in fields.get("proxy-connection", "").lower()
         )
-    if chunked and "Content-Length" in head.headers:
+    if chunked and "content-length" in fields:
         return True
     return closes or head.status == 101 or (not chunked and length is None)
 
@@ -433,20 +469,20 @@ async def _read_body(
 ) -> tuple[bytes, bool]:
     """The whole body, decoded, and whether the connection can take another request. Neither
     the bytes read nor the bytes they decode to may be more than `max_bytes`."""
-    headers = head.headers
-    refused = untrusted_coding(head.version, headers.get("Transfer-Encoding"))
+    fields = head.fields
+    refused = untrusted_coding(head.version, fields.get("transfer-encoding"))
     if refused is None:
-        refused = declared_too_large(declared_length(headers), max_bytes)
+        refused = declared_too_large(declared_length(head.headers), max_bytes)
     if refused is not None:
         raise _Failed(refused)
-    chunked = "Transfer-Encoding" in headers
+    chunked = "transfer-encoding" in fields
     length: int | None = None
     if head.status in (204, 304) or method == "HEAD":
         length = 0
     elif not chunked and head.first_length is not None and head.first_length.isdigit():
         length = int(head.first_length)  # http.client reads by the first Content-Length
     keeps = not _will_close(head, chunked, length)
-    decoder = _Decoder(headers.get("Content-Encoding", ""), max_bytes)
+    decoder = _Decoder(fields.get("content-encoding", ""), max_bytes)
     if length is not None:
         if length > max_bytes:
             raise _Failed(too_large(max_bytes))
