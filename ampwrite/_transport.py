@@ -107,9 +107,14 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def transport_error(exc: BaseException) -> TransportError:
-    """Classify an exception raised while sending or reading, in a fixed order."""
-    return failed(_kind_of(exc), exc)
+def transport_error(exc: BaseException, *, sent: bool = False) -> TransportError:
+    """Classify an exception raised while sending or reading, in a fixed order. Once the
+    request is `sent`, a failure of a kind that says nothing was (a TLS error reading the
+    answer, say) is an answer broken off: it may have been processed."""
+    kind = _kind_of(exc)
+    if sent and not kind.maybe_sent:
+        kind = FailureKind.INTERRUPTED
+    return failed(kind, exc)
 
 
 def _kind_of(exc: BaseException) -> FailureKind:
@@ -223,6 +228,7 @@ class RequestsTransport:
         deadline = time.monotonic() + timeout.total
         _attempt.deadline = deadline
         _attempt.secret = request.headers.get(API_KEY_HEADER)
+        _attempt.sent = False
         try:
             try:
                 if route.pool_key is not None:
@@ -230,13 +236,13 @@ class RequestsTransport:
                 else:
                     response = _adapter_send(route, request, headers)
             except Exception as exc:  # classified, never raised
-                return transport_error(exc)
+                return transport_error(exc, sent=_attempt.sent)
             finally:
                 _attempt.deadline = None
             try:
                 answer = _read(response, request.max_bytes, deadline)
             except Exception as exc:
-                answer = transport_error(exc)
+                answer = transport_error(exc, sent=True)
             if not isinstance(answer, Answer):
                 response.close()  # a half-read answer: the connection cannot be reused
             response.release_conn()
@@ -442,6 +448,9 @@ def _read(
 class _Attempt(threading.local):
     deadline: float | None = None
     secret: str | None = None
+    sent: bool = False
+    """Whether a byte of the request has been handed to the socket (on ampwrite's
+    connections; a connection class of an adapter of yours does not say)."""
 
 
 _attempt = _Attempt()
@@ -567,14 +576,22 @@ class _OneWrite:
             super().request(method, url, body, *args, **kwargs)  # type: ignore[misc]
         finally:
             self._gathered = None
-        super().send(b"".join(gathered))  # type: ignore[misc]
+        self._send_now(b"".join(gathered))
 
     def send(self, data: Any) -> None:
         gathered = self._gathered
         if gathered is not None and isinstance(data, bytes):
             gathered.append(data)
         else:
-            super().send(data)  # type: ignore[misc]
+            self._send_now(data)
+
+    def _send_now(self, data: Any) -> None:
+        """Connect first, if not yet connected (as http.client's `send` does), so that the
+        attempt counts as sent only once bytes go to a connected socket."""
+        if getattr(self, "sock", None) is None:
+            self.connect()  # type: ignore[attr-defined]
+        _attempt.sent = True
+        super().send(data)  # type: ignore[misc]
 
 
 class _HTTPConnection(_OneWrite, urllib3.connection.HTTPConnection):

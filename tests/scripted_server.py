@@ -130,6 +130,14 @@ class Stall:
 
 
 @attrs.frozen
+class BelowTLS:
+    """Write `data` to the socket itself, under the TLS layer of an HTTPS connection (bytes
+    no TLS client can decrypt), then close."""
+
+    data: bytes = b"\x17\x03\x03\x00\x10not a TLS record"
+
+
+@attrs.frozen
 class Trickle:
     """Send `prefix` at once, then `data` one byte every `interval` seconds, then close."""
 
@@ -141,7 +149,17 @@ class Trickle:
 RESET: Final = "reset"
 CLOSE: Final = "close"
 
-Action = Reply | Framed | Delayed | bytes | Stall | Trickle | str | Callable[[socket.socket], None]
+Action = (
+    Reply
+    | Framed
+    | Delayed
+    | bytes
+    | Stall
+    | Trickle
+    | BelowTLS
+    | str
+    | Callable[[socket.socket], None]
+)
 
 
 @attrs.frozen
@@ -231,6 +249,7 @@ class ScriptedServer:
                     conn.settimeout(5)
                     conn = self._tls.wrap_socket(conn, server_side=True)
                     conn.settimeout(None)
+                    self._conns.append(conn)  # the socket it wrapped is detached now
                 except OSError:
                     conn.close()
                     continue
@@ -322,6 +341,9 @@ class ScriptedServer:
                 if index:
                     time.sleep(action.delay)
                 conn.sendall(part)
+            return False
+        if isinstance(action, BelowTLS):
+            os.write(conn.fileno(), action.data)
             return False
         if isinstance(action, bytes):  # raw bytes end the connection once written
             conn.sendall(action)

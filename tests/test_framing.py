@@ -20,7 +20,7 @@ from ampwrite.errors import ServerError, TransportError, WriteFailedError
 from ampwrite.models import SingleWriteResponse
 from tests.conftest import API_KEY, Driver
 from tests.requests_data import single
-from tests.scripted_server import CA_FILE, FRAMINGS, Framed, ScriptedServer
+from tests.scripted_server import CA_FILE, FRAMINGS, BelowTLS, Framed, ScriptedServer
 
 BODIES = {
     200: {"operationId": "op-f", "result": {"success": True, "recordId": "rec-f"}},
@@ -164,4 +164,24 @@ def test_a_transfer_encoding_that_is_not_plain_chunked_is_refused(
     assert isinstance(result, Err) and type(result.error) is TransportError, result
     assert result.error.maybe_sent and result.error.kind == "interrupted"
     assert "Transfer-Encoding" in str(result.error)
+    assert isinstance(driver(framed_core, single()), Ok)
+
+
+# -- a TLS failure after the request went out ----------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["https"])
+def test_a_tls_failure_after_the_request_was_sent_may_have_been_processed(
+    tls_server: ScriptedServer, framed_core: Core, driver: Driver
+) -> None:
+    """The request was read, then the answer could not be decrypted: that is no handshake
+    failure (which would mean nothing was sent) but a broken answer, and a retry of it could
+    write twice."""
+    tls_server.script(BelowTLS())
+
+    result = driver(framed_core, single())
+
+    assert len(tls_server.received) == 1
+    assert isinstance(result, Err) and type(result.error) is TransportError, result
+    assert result.error.kind == "interrupted" and result.error.maybe_sent
     assert isinstance(driver(framed_core, single()), Ok)
