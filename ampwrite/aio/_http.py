@@ -131,7 +131,7 @@ _SAID_TIMEOUT: Final = {
 class _Connection:
     """One socket, and the bytes read from it that no answer has taken yet."""
 
-    __slots__ = ("buffer", "incoming", "outgoing", "pid", "sock", "tls")
+    __slots__ = ("awaiting", "buffer", "incoming", "outgoing", "pid", "sock", "tls")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -140,6 +140,8 @@ class _Connection:
         self.outgoing = ssl.MemoryBIO()
         self.buffer = bytearray()
         self.pid = os.getpid()
+        self.awaiting = False
+        """A request was sent and nothing read since."""
 
     def close(self) -> None:
         self.sock.close()
@@ -172,6 +174,9 @@ class _Connection:
             view = view[sent:]
 
     async def _raw_receive(self, clock: _Clock, gap: float, kind: FailureKind) -> bytes:
+        if self.awaiting:  # an answer just asked for is not there yet: wait before reading
+            self.awaiting = False
+            await clock.wait(self.sock, writing=False, gap=gap, kind=kind)
         while True:
             try:
                 return self.sock.recv(RECEIVE)
@@ -199,6 +204,7 @@ class _Connection:
 
     async def send(self, data: bytes, clock: _Clock) -> None:
         tls = self.tls
+        self.awaiting = True
         if tls is None:
             await self._raw_send(data, clock)
             return
@@ -413,7 +419,7 @@ class _Decoder:
     producing more than `limit` bytes."""
 
     def __init__(self, coding: str, limit: int) -> None:
-        names = [part.strip().lower() for part in coding.split(",") if part.strip()]
+        names = [part.strip().lower() for part in coding.split(",")] if coding else []
         self._codings = [n for n in reversed(names) if n in ("gzip", "x-gzip", "deflate")]
         self._objects: list[Any] = [self._new(n) for n in self._codings]
         self._first = [True] * len(self._codings)
