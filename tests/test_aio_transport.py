@@ -12,6 +12,8 @@ decoding, framing, fuzz, hardening and proxy tests run on both drivers):
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import socket
 import threading
@@ -187,3 +189,29 @@ def test_an_answer_sent_before_the_body_was_read_is_read(driver: Driver) -> None
 
     assert isinstance(result, Err), result
     assert getattr(result.error, "status", None) == 413, repr(result.error)
+
+
+def test_a_large_answer_is_decoded_off_the_loop(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer of a few MiB would hold the loop for tens of milliseconds while it is
+    redacted and decoded: that happens on a thread of the Core (the decision's log record
+    says which thread made it); a small one is decided on the loop."""
+    data = {"blob": "x" * (2 << 20)}
+    large = json.dumps({"operationId": "op", "result": {"success": True, "data": data}})
+    server.script(Reply(200, body=large.encode()), Reply(200, body=OK_BODY))
+    caplog.set_level(logging.DEBUG, logger="ampwrite")
+
+    async def twice(core: Core) -> tuple[bool, bool, str]:
+        first = await aio.write_records(core, single())
+        second = await aio.write_records(core, single())
+        return first.ok, second.ok, threading.current_thread().name
+
+    with Core(API_KEY, server_url=server.url, max_response_bytes=8 << 20) as core:
+        first_ok, second_ok, loop_thread = asyncio.run(twice(core))
+
+    assert first_ok and second_ok
+    deciders = [r.threadName for r in caplog.records if " -> 200 in " in r.getMessage()]
+    assert len(deciders) == 2
+    assert deciders[0] != loop_thread and deciders[0].startswith("ampwrite-aio_")
+    assert deciders[1] == loop_thread

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from .._send import Prepared, RetryLoop
+from .._transport import Answer
 from ..core import Core, Timeout
 from ..errors import AmpWriteError
 from ..models import Operation, OperationLog, OperationPage, WriteRecordsRequest, WriteResponse
@@ -24,6 +25,7 @@ from ..result import Err, Ok, Result
 from ..retries import RetryConfig
 from ..write import prepare_write
 from ._attempt import send_attempt
+from ._threads import on_thread
 
 __all__ = [
     "get_operation",
@@ -36,6 +38,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+DECODED_ON_THREAD: Final = 256 * 1024
+"""Answers larger than this many bytes are redacted and decoded on a thread of the Core: a few
+MiB of JSON would hold the event loop for tens of milliseconds."""
 
 
 async def _sleep(core: Core, seconds: float) -> None:
@@ -50,7 +56,11 @@ async def send_prepared(
         return Err(prepared)
     loop = RetryLoop(core, prepared)
     while True:
-        step = loop.decide(await send_attempt(core, loop.next_request()))
+        outcome = await send_attempt(core, loop.next_request())
+        if isinstance(outcome, Answer) and len(outcome.body) > DECODED_ON_THREAD:
+            step = await on_thread(core, loop.decide, outcome)
+        else:
+            step = loop.decide(outcome)
         if isinstance(step, (Ok, Err)):
             return step
         await _sleep(core, step)

@@ -26,7 +26,7 @@ from .._transport import Answer, Request
 from ..core import ON_CLOSE, Core
 from ..errors import TransportError
 
-__all__ = ["release_pool", "send_on_thread"]
+__all__ = ["on_thread", "release_pool", "send_on_thread"]
 
 T = TypeVar("T")
 _Call: TypeAlias = "tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]"
@@ -122,18 +122,21 @@ def release_pool(core: Core) -> None:
 ON_CLOSE.append(release_pool)
 
 
-async def send_on_thread(core: Core, request: Request) -> Answer | TransportError:
-    """One attempt through `core.transport`, on a thread of the Core's pool.
-
-    If the caller is cancelled meanwhile, `CancelledError` is raised here at once; an attempt
-    not yet started is never made, one under way ends within its own deadline and is dropped.
-    """
+async def on_thread(core: Core, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on a thread of the Core's pool, in a copy of the caller's context (as
+    `asyncio.to_thread` runs a call, and as the synchronous call runs in the caller's thread:
+    log filters, a session's adapter see it). If the caller is cancelled meanwhile,
+    `CancelledError` is raised here at once; a call not yet started is never made."""
     loop = asyncio.get_running_loop()
-    # in a copy of the caller's context, as `asyncio.to_thread` runs a call (and as the
-    # synchronous call runs in the caller's thread): log filters, a session's adapter see it
     call = contextvars.copy_context().run
     try:
-        attempt = loop.run_in_executor(_pool(core), call, core.transport.send, request)
+        future = loop.run_in_executor(_pool(core), call, fn, *args)
     except RuntimeError:  # `Core.close()` in another thread released the pool just now
-        attempt = loop.run_in_executor(_pool(core), call, core.transport.send, request)
-    return await attempt
+        future = loop.run_in_executor(_pool(core), call, fn, *args)
+    return await future
+
+
+async def send_on_thread(core: Core, request: Request) -> Answer | TransportError:
+    """One attempt through `core.transport`, on a thread of the Core's pool: one under way
+    when the caller is cancelled ends within its own deadline and is dropped."""
+    return await on_thread(core, core.transport.send, request)
