@@ -211,7 +211,7 @@ def test_a_large_answer_is_decoded_off_the_loop(
         first_ok, second_ok, loop_thread = asyncio.run(twice(core))
 
     assert first_ok and second_ok
-    deciders = [r.threadName for r in caplog.records if " -> 200 in " in r.getMessage()]
+    deciders = [r.threadName or "" for r in caplog.records if " -> 200 in " in r.getMessage()]
     assert len(deciders) == 2
     assert deciders[0] != loop_thread and deciders[0].startswith("ampwrite-aio_")
     assert deciders[1] == loop_thread
