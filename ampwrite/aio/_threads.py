@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import queue
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeAlias, TypeVar
 
 from .._transport import Answer, Request
-from ..core import ON_CLOSE, Core
+from ..core import Core
 from ..errors import TransportError
+from ._per_core import PerCore
 
-__all__ = ["on_thread", "release_pool", "send_on_thread"]
+__all__ = ["on_thread", "send_on_thread"]
 
 T = TypeVar("T")
 _Call: TypeAlias = "tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]"
@@ -92,34 +91,8 @@ def _run(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> 
         future.set_result(result)
 
 
-_Entry: TypeAlias = "tuple[int, _Pool, weakref.finalize[Any, Any]]"
-_POOLS: weakref.WeakKeyDictionary[Core, _Entry] = weakref.WeakKeyDictionary()
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool(core: Core) -> _Pool:
-    pid = os.getpid()
-    entry = _POOLS.get(core)
-    if entry is None or entry[0] != pid:
-        with _POOLS_LOCK:
-            entry = _POOLS.get(core)
-            if entry is None or entry[0] != pid:  # a forked child has no threads of its parent
-                pool = _Pool(core.async_workers)
-                # a Core dropped unclosed: its pool's threads end too
-                entry = (pid, pool, weakref.finalize(core, pool.shutdown))
-                _POOLS[core] = entry
-    return entry[1]
-
-
-def release_pool(core: Core) -> None:
-    """Let the Core's pool end: no new attempt goes to it, those given to it finish."""
-    with _POOLS_LOCK:
-        entry = _POOLS.pop(core, None)
-    if entry is not None and entry[0] == os.getpid():
-        entry[2]()  # shuts the pool down, once
-
-
-ON_CLOSE.append(release_pool)
+_POOLS: PerCore[_Pool] = PerCore(lambda core: _Pool(core.async_workers), _Pool.shutdown)
+"""Each Core's pool: `Core.close()` lets its threads end once their calls are done."""
 
 
 async def on_thread(core: Core, fn: Callable[..., T], *args: Any) -> T:
@@ -130,9 +103,9 @@ async def on_thread(core: Core, fn: Callable[..., T], *args: Any) -> T:
     loop = asyncio.get_running_loop()
     call = contextvars.copy_context().run
     try:
-        future = loop.run_in_executor(_pool(core), call, fn, *args)
+        future = loop.run_in_executor(_POOLS.get(core), call, fn, *args)
     except RuntimeError:  # `Core.close()` in another thread released the pool just now
-        future = loop.run_in_executor(_pool(core), call, fn, *args)
+        future = loop.run_in_executor(_POOLS.get(core), call, fn, *args)
     return await future
 
 
