@@ -25,7 +25,6 @@ from ._version import __version__
 from .core import Core
 from .errors import AmpWriteError
 from .result import Err, Ok, Result
-from .retries import RetryConfig
 from .write import write_records
 
 if TYPE_CHECKING:
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
         list_operations,
         wait_for_operation,
     )
+    from .retries import RetryConfig
 
 __all__ = [
     "AmpWrite",
@@ -61,6 +61,7 @@ __all__ = [
 
 _LAZY = {
     "AmpWrite": ("ampwrite.facade", "AmpWrite"),
+    "RetryConfig": ("ampwrite.retries", "RetryConfig"),
     **{
         name: ("ampwrite.operations", name)
         for name in (

@@ -41,7 +41,6 @@ from .errors import (
     WriteFailedError,
 )
 from .result import Err, Ok, Result
-from .retries import parse_retry_after
 
 if TYPE_CHECKING:
     from .models import BatchWriteResponse, Problem, WriteFailure
@@ -219,6 +218,8 @@ def decode_answer(
             )
         )
     if status == 429:
+        from .retries import parse_retry_after
+
         retry_after = parse_retry_after(headers, problem.retry_after if problem else None)
         return Err(
             RateLimitError(

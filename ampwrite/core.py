@@ -12,7 +12,7 @@ import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypedDict
 from urllib.parse import urlsplit
 
 import requests
@@ -21,7 +21,9 @@ from ._headers import API_KEY_HEADER, has_control_characters, header_issues, mer
 from ._transport import POOL_SIZE, RequestsTransport, Timeouts, is_loopback
 from ._version import __version__
 from .errors import ConfigurationError
-from .retries import RetryConfig
+
+if TYPE_CHECKING:
+    from .retries import RetryConfig
 
 __all__ = [
     "DEFAULT_PLATFORM_URL",
@@ -227,6 +229,8 @@ class Core:
         checked_timeout = check_timeout(timeout)
         if isinstance(checked_timeout, ConfigurationError):
             raise checked_timeout
+        from .retries import RetryConfig  # with the first Core, not at import: an attrs class
+
         if retries is not None and not isinstance(retries, RetryConfig):
             raise ConfigurationError(f"retries must be a RetryConfig, got {type(retries).__name__}")
         if max_response_bytes < 1:

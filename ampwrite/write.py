@@ -24,10 +24,10 @@ from ._wire import decode_write_response
 from .core import Core, Timeout
 from .errors import AmpWriteError, RequestValidationError
 from .result import Result
-from .retries import RetryConfig
 
 if TYPE_CHECKING:
     from .models import WriteRecordsRequest, WriteResponse
+    from .retries import RetryConfig
 
 __all__ = ["prepare_write", "write_records"]
 
