@@ -15,17 +15,17 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from ._limits import MAX_DEPTH
 from ._model_base import Model
 from ._wire import to_wire
 from .errors import ValidationIssue
 
-__all__ = ["Checked", "check_request", "show", "unencodable"]
+__all__ = ["MAX_DEPTH", "Checked", "check_request", "show", "unencodable"]
 
 PATH_PARAMETERS: Final = ("projectIdOrName", "integrationId", "objectName")
 WRITE_TYPES: Final = ("create", "update", "delete")
 WRITE_MODES: Final = ("synchronous", "asynchronous")
 MAX_BATCH: Final = 100
-MAX_DEPTH: Final = 256
 
 
 class Checked:

@@ -81,13 +81,22 @@ def test_rates_adding_up_past_one_are_refused() -> None:
 
 
 def _imports(path: Path) -> set[str]:
+    """The modules a file of the package imports, relative imports made absolute."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                names.add(node.module or "")
+                continue
+            parent = ["ampwrite", "sandbox"][: 2 - (node.level - 1)]
+            names.add(".".join([*parent, *([node.module] if node.module else [])]))
     return names
+
+
+OWN_MODULES_ALLOWED = frozenset({"ampwrite._version", "ampwrite._limits"})
+"""What the sandbox may import of ampwrite outside its package: modules of constants only."""
 
 
 def test_package_imports_only_the_standard_library() -> None:
@@ -96,10 +105,31 @@ def test_package_imports_only_the_standard_library() -> None:
     for path in files:
         for name in _imports(path):
             top = name.split(".")[0]
-            allowed = top in sys.stdlib_module_names or name == "ampwrite._version"
+            allowed = (
+                top in sys.stdlib_module_names
+                or name == "ampwrite.sandbox"
+                or name.startswith("ampwrite.sandbox.")
+                or name in OWN_MODULES_ALLOWED
+            )
             assert allowed, f"{path.name} imports {name}"
         if path.name not in ("_cli.py", "__main__.py"):
             assert "argparse" not in _imports(path), path.name
+
+
+def test_the_import_check_sees_relative_imports(tmp_path: Path) -> None:
+    source = tmp_path / "example.py"
+    source.write_text(
+        "from . import _faults\nfrom ._server import Sandbox\nfrom .._validate import X\n"
+        "from .. import core\nimport json\n",
+        encoding="utf-8",
+    )
+    assert _imports(source) == {
+        "ampwrite.sandbox",
+        "ampwrite.sandbox._server",
+        "ampwrite._validate",
+        "ampwrite",
+        "json",
+    }
 
 
 def test_plain_import_does_not_load_argparse() -> None:
