@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ._headers import API_KEY_HEADER, has_control_characters, header_issues, merge_headers
+from ._limits import MIN_API_KEY_LENGTH  # the shortest key sent; the sandbox holds to it too
 from ._transport import POOL_SIZE, RequestsTransport, Timeouts, is_loopback
 from ._version import __version__
 from .errors import ConfigurationError
@@ -57,12 +58,6 @@ USER_AGENT: Final = (
 
 Timeout: TypeAlias = float | tuple[float, float]
 ApiKey: TypeAlias = str | Callable[[], str]
-
-
-MIN_API_KEY_LENGTH: Final = 8
-"""The shortest key ampwrite sends. Whatever a server echoes of the key is redacted from
-answers, errors and logs; a shorter key is no secret worth the name, and replacing every copy
-of it would mangle answers (a one-letter key is in nearly every word), so it is refused."""
 
 
 def check_api_key(key: object) -> str | ConfigurationError:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ampwrite.core import MIN_API_KEY_LENGTH
 from ampwrite.sandbox import Faults
-from ampwrite.sandbox._cli import add_fault_arguments, faults_from_args
+from ampwrite.sandbox._cli import add_fault_arguments, build_parser, faults_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "ampwrite" / "sandbox"
@@ -130,6 +131,25 @@ def test_the_import_check_sees_relative_imports(tmp_path: Path) -> None:
         "ampwrite",
         "json",
     }
+
+
+@pytest.mark.parametrize("key", ["", "short", "x" * (MIN_API_KEY_LENGTH - 1)])
+def test_a_short_api_key_is_a_usage_error(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser("ampwrite sandbox").parse_args(["--api-key", key])
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert "usage: ampwrite sandbox" in said
+    assert f"--api-key: expected at least {MIN_API_KEY_LENGTH} characters" in said
+
+
+def test_the_command_refuses_a_short_api_key_without_a_traceback() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "ampwrite.sandbox", "--port", "0", "--api-key", "short"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "usage:" in done.stderr and "--api-key" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_plain_import_does_not_load_argparse() -> None:
