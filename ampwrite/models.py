@@ -6,7 +6,8 @@ not in these classes. Optional fields default to `None` and are left out of the 
 Records and associations are plain JSON objects (`Mapping[str, Any]`) and travel as given.
 
 `from ampwrite import Core, write_records` does not load this module (attrs builds each class
-as it loads): it loads at the first `ampwrite.models`, import from it, or decoded answer.
+as it loads): it loads when first used, by `ampwrite.models`, an import from it, or the first
+answer decoded.
 """
 
 from __future__ import annotations
