@@ -10,8 +10,9 @@
 An asynchronous write's outcome is read with `get_operation`, `wait_for_operation`,
 `list_operation_logs`, `list_operations` and `iter_operations` (see `ampwrite.operations`).
 
-The same functions as coroutines are in `ampwrite.aio`. The facade (`AmpWrite`), the operation
-functions, `ampwrite.aio`, the sandbox and the bulk loader load only when first used.
+The same functions as coroutines are in `ampwrite.aio`. The models (`ampwrite.models`), the
+facade (`AmpWrite`), the operation functions, `ampwrite.aio`, the sandbox and the bulk loader
+load only when first used.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import errors, models
+from . import errors
 from ._version import __version__
 from .core import Core
 from .errors import AmpWriteError
 from .result import Err, Ok, Result
-from .retries import RetryConfig
 from .write import write_records
 
 if TYPE_CHECKING:
-    from . import aio
+    from . import aio, models
     from .facade import AmpWrite
     from .operations import (
         get_operation,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         list_operations,
         wait_for_operation,
     )
+    from .retries import RetryConfig
 
 __all__ = [
     "AmpWrite",
@@ -60,6 +61,7 @@ __all__ = [
 
 _LAZY = {
     "AmpWrite": ("ampwrite.facade", "AmpWrite"),
+    "RetryConfig": ("ampwrite.retries", "RetryConfig"),
     **{
         name: ("ampwrite.operations", name)
         for name in (
@@ -74,8 +76,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name == "aio":  # the asyncio functions, and asyncio itself, load only when asked for
-        return importlib.import_module("ampwrite.aio")
+    if name in ("aio", "models"):  # the asyncio functions (and asyncio), the attrs classes
+        return importlib.import_module(f"ampwrite.{name}")
     if name in _LAZY:
         module_name, attribute = _LAZY[name]
         value = getattr(importlib.import_module(module_name), attribute)

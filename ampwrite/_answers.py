@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from requests.structures import CaseInsensitiveDict
 
@@ -40,9 +40,10 @@ from .errors import (
     TransportError,
     WriteFailedError,
 )
-from .models import BatchWriteResponse, Problem, WriteFailure
 from .result import Err, Ok, Result
-from .retries import parse_retry_after
+
+if TYPE_CHECKING:
+    from .models import BatchWriteResponse, Problem, WriteFailure
 
 __all__ = ["decode_answer", "redact"]
 
@@ -71,7 +72,12 @@ def _json(body: bytes) -> object:
         return None
 
 
-def _summary(answer: Answer, problem: Problem | None, failure: object, text: str) -> str:
+def _summary(
+    answer: Answer,
+    problem: Problem | None,
+    failure: WriteFailure | BatchWriteResponse | None,
+    text: str,
+) -> str:
     head = f"{answer.status} {answer.reason}".strip()
     if problem is not None and (problem.title or problem.detail):
         said = {answer.reason.strip().lower()}  # a title that repeats the reason is said once
@@ -81,7 +87,7 @@ def _summary(answer: Answer, problem: Problem | None, failure: object, text: str
                 parts.append(part)
                 said.add(part.strip().lower())
         return f"{head}: {': '.join(parts)}" if parts else head
-    if isinstance(failure, (WriteFailure, BatchWriteResponse)):
+    if failure is not None:
         messages = [m.message for m in failure.errors if m.message]
         if messages:
             return f"{head}: {'; '.join(messages[:3])}"
@@ -212,6 +218,8 @@ def decode_answer(
             )
         )
     if status == 429:
+        from .retries import parse_retry_after
+
         retry_after = parse_retry_after(headers, problem.retry_after if problem else None)
         return Err(
             RateLimitError(

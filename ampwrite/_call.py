@@ -3,14 +3,17 @@ over the Core's) and its request headers. The write and the operation functions 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._headers import API_KEY_HEADER, merge_headers
 from ._transport import Timeouts
 from .core import Core, check_server_url, check_timeout
 from .errors import ConfigurationError
-from .retries import RetryConfig
+
+if TYPE_CHECKING:
+    from .retries import RetryConfig
 
 __all__ = ["CallSettings", "call_headers", "call_settings"]
 
@@ -23,13 +26,20 @@ class CallSettings(NamedTuple):
     base_url: str
 
 
+@functools.cache
+def _retry_config() -> type[RetryConfig]:
+    from .retries import RetryConfig  # loaded by then, with the first Core
+
+    return RetryConfig
+
+
 def call_settings(
     core: Core, retries: object, timeout: object, url: object, *, default_url: str, url_name: str
 ) -> CallSettings | ConfigurationError:
     """The Core's settings with this call's options on top. `url` overrides `default_url` and is
     checked as `Core` checks it; `url_name` is the option's name, for the message."""
     config = core.retries if retries is None else retries
-    if not isinstance(config, RetryConfig):
+    if not isinstance(config, _retry_config()):
         return ConfigurationError(f"retries must be a RetryConfig, got {type(retries).__name__}")
     call_timeout = core.timeout if timeout is None else check_timeout(timeout)
     if isinstance(call_timeout, ConfigurationError):

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import attrs
 
-from .models import Model
+from ._model_base import Model
 
 __all__ = [
     "Operation",
@@ -138,4 +138,13 @@ class OperationPage(Model):
     """One page of `list_operations`; `next_page_token` is None on the last page."""
 
     results: tuple[Operation, ...]
+    next_page_token: str | None = None
+
+
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class _Pagination(Model):
+    """The `pagination` of a page of results on the wire: `done` on the last page (read into
+    `OperationPage.next_page_token`)."""
+
+    done: bool
     next_page_token: str | None = None

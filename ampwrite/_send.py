@@ -14,14 +14,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._answers import decode_answer, redact
 from ._transport import Answer, Request, Timeouts
 from .core import Core
 from .errors import AmpWriteError, TransportError
 from .result import Err, Ok, Result
-from .retries import RETRY_LOG_KEY, RetryConfig, RetryNotice, retry_delay, retry_reason
+
+if TYPE_CHECKING:
+    from .retries import RetryConfig
 
 __all__ = ["Prepared", "RetryLoop", "send_prepared"]
 
@@ -109,6 +111,8 @@ class RetryLoop(Generic[T]):
             )
         if isinstance(result, Ok):
             return result
+        from .retries import RETRY_LOG_KEY, RetryNotice, retry_delay, retry_reason
+
         wait = retry_delay(
             prepared.retries,
             result.error,

@@ -10,30 +10,22 @@ combinations its prose calls pointless but harmless are sent as given.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from ._limits import MAX_DEPTH
+from ._model_base import Model
 from ._wire import to_wire
 from .errors import ValidationIssue
-from .models import (
-    AutoBatchPolicy,
-    BatchItem,
-    BatchPolicy,
-    Header,
-    Model,
-    RetryPolicy,
-    WriteRecordsRequest,
-    WriteRequest,
-)
 
-__all__ = ["Checked", "check_request", "show", "unencodable"]
+__all__ = ["MAX_DEPTH", "Checked", "check_request", "show", "unencodable"]
 
 PATH_PARAMETERS: Final = ("projectIdOrName", "integrationId", "objectName")
 WRITE_TYPES: Final = ("create", "update", "delete")
 WRITE_MODES: Final = ("synchronous", "asynchronous")
 MAX_BATCH: Final = 100
-MAX_DEPTH: Final = 256
 
 
 class Checked:
@@ -95,6 +87,20 @@ def _unknown_key_message(key: object, allowed: Sequence[str]) -> str:
     return f"unknown field; allowed: {', '.join(allowed)}"
 
 
+@functools.cache
+def _model_class(name: str) -> type[Model]:
+    from . import models  # loaded by then: a model was given
+
+    cls: type[Model] = getattr(models, name)
+    return cls
+
+
+def _is_model(value: object, name: str) -> bool:
+    """Whether `value` is an instance of the model class `name` of `ampwrite.models`. The
+    classes load when first used, so only a model (of some class) makes this look one up."""
+    return isinstance(value, Model) and isinstance(value, _model_class(name))
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -103,20 +109,22 @@ def _object(
     fields: Mapping[str, Checker],
     required: Sequence[str] = (),
     *,
-    model: type[Model] | None = None,
+    model: str | None = None,
 ) -> Callable[[object, str, list[ValidationIssue]], dict[str, Any] | _Invalid]:
     """A checker for a JSON object with known fields; unknown keys are refused as typos.
-    An instance of `model`, the class that stands for this object (if any), is checked as
-    its JSON."""
+    An instance of `model`, the name of the class that stands for this object (if any), is
+    checked as its JSON."""
     allowed = tuple(fields)
-    expected = "an object" if model is None else f"a {model.__name__} or an object"
+    expected = "an object" if model is None else f"a {model} or an object"
 
     def check(value: object, path: str, issues: list[ValidationIssue]) -> dict[str, Any] | _Invalid:
-        if model is not None and isinstance(value, model):
+        if isinstance(value, Model):
+            if model is None or not _is_model(value, model):
+                issues.append(
+                    ValidationIssue(path, f"expected {expected}, got {type(value).__name__}")
+                )
+                return INVALID
             value = to_wire(value)
-        elif isinstance(value, Model):
-            issues.append(ValidationIssue(path, f"expected {expected}, got {type(value).__name__}"))
-            return INVALID
         if not isinstance(value, Mapping):
             issues.append(ValidationIssue(path, f"expected an object, got {_type_name(value)}"))
             return INVALID
@@ -335,32 +343,32 @@ def _json_object(value: object, path: str, issues: list[ValidationIssue]) -> obj
 
 
 _HEADER = _object(
-    {"key": _header_string, "value": _header_string}, required=("key", "value"), model=Header
+    {"key": _header_string, "value": _header_string}, required=("key", "value"), model="Header"
 )
 _BATCH_ITEM = _object(
     {"record": _json_object, "associations": _array(_json_object)},
     required=("record",),
-    model=BatchItem,
+    model="BatchItem",
 )
 _BODY = _object(
     {
         "groupRef": _string(non_empty=True),
         "type": _enum(*WRITE_TYPES),
         "mode": _enum(*WRITE_MODES),
-        "retryPolicy": _object({"deadlineHours": _integer(1, 48)}, model=RetryPolicy),
+        "retryPolicy": _object({"deadlineHours": _integer(1, 48)}, model="RetryPolicy"),
         "autoBatchPolicy": _object(
             {"maxDelayMinutes": _integer(1, 1440), "retryDeadlineHours": _integer(1, 48)},
             required=("maxDelayMinutes",),
-            model=AutoBatchPolicy,
+            model="AutoBatchPolicy",
         ),
         "record": _json_object,
-        "batchPolicy": _object({"allOrNone": _boolean}, model=BatchPolicy),
+        "batchPolicy": _object({"allOrNone": _boolean}, model="BatchPolicy"),
         "batch": _array(_BATCH_ITEM, low=1, high=MAX_BATCH),
         "associations": _array(_json_object),
         "headers": _array(_HEADER),
     },
     required=("groupRef", "type"),
-    model=WriteRequest,
+    model="WriteRequest",
 )
 _REQUEST = _object(
     {
@@ -370,7 +378,7 @@ _REQUEST = _object(
         "requestBody": _BODY,
     },
     required=(*PATH_PARAMETERS, "requestBody"),
-    model=WriteRecordsRequest,
+    model="WriteRecordsRequest",
 )
 
 
@@ -453,7 +461,7 @@ _REQUEST_SHAPE: Final = (
 
 
 def _not_a_request(request: object) -> ValidationIssue:
-    if isinstance(request, WriteRequest):
+    if _is_model(request, "WriteRequest"):
         return ValidationIssue(
             REQUEST_PATH,
             "a WriteRequest is only the request body; pass WriteRecordsRequest("
@@ -467,7 +475,7 @@ def check_request(request: object) -> Checked | tuple[ValidationIssue, ...]:
     """Check a request (a `WriteRecordsRequest`, or a mapping in the API's JSON shape whose
     objects may be models too); return it checked, or every issue found. Never raises: a
     mapping or a model that fails while being read is an issue too."""
-    if not isinstance(request, (WriteRecordsRequest, Mapping)):
+    if not (isinstance(request, Mapping) or _is_model(request, "WriteRecordsRequest")):
         return (_not_a_request(request),)
     try:
         return _check(request)
@@ -477,12 +485,12 @@ def check_request(request: object) -> Checked | tuple[ValidationIssue, ...]:
 
 
 def _check(request: object) -> Checked | tuple[ValidationIssue, ...]:
-    if isinstance(request, WriteRecordsRequest):
+    if _is_model(request, "WriteRecordsRequest"):
         request = to_wire(request)
     issues: list[ValidationIssue] = []
     checked = _REQUEST(request, "", issues)
     body = request.get("requestBody") if isinstance(request, Mapping) else None
-    if isinstance(body, WriteRequest):
+    if _is_model(body, "WriteRequest"):
         body = to_wire(body)
     if isinstance(body, Mapping):
         _check_combinations(body, issues)

@@ -3,9 +3,10 @@
 snake_case attribute names map to the API's camelCase (`in_` is `in`; the few names the API
 itself spells in snake_case stay so). Requests are turned into plain data by walking values by
 their runtime type, so a wrong type in a model becomes a validation issue instead of an
-exception. Responses are read by one cattrs converter, built at import, that renames fields,
-tolerates fields it does not know (servers add fields; a model with an `extras` field keeps them
-there) and refuses wrong types instead of coercing them.
+exception. Responses are read by one cattrs converter, built when the first answer is decoded
+(as the models are loaded), that renames fields, tolerates fields it does not know (servers add
+fields; a model with an `extras` field keeps them there) and refuses wrong types instead of
+coercing them.
 """
 
 from __future__ import annotations
@@ -16,20 +17,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-from cattrs.gen import make_dict_structure_fn, override
-from cattrs.preconf.json import make_converter
 
-from .models import (
-    BatchWriteResponse,
-    Model,
-    Problem,
-    SingleWriteResponse,
-    WriteFailure,
-    WriteResponse,
-)
+from ._model_base import Model
 
 if TYPE_CHECKING:
+    from cattrs import Converter
+
     from ._operation_models import Operation, OperationLog, OperationPage
+    from .models import (
+        BatchWriteResponse,
+        Problem,
+        SingleWriteResponse,
+        WriteFailure,
+        WriteResponse,
+    )
 
 __all__ = [
     "decode_operation",
@@ -117,15 +118,17 @@ def _number(value: object, _: object) -> float:
     raise TypeError(f"expected a number, got {type(value).__name__}")
 
 
-def _renaming_structure_fn(cls: type[Any]) -> Callable[[Any, Any], Any]:
+def _renaming_structure_fn(cls: type[Any], converter: Converter) -> Callable[[Any, Any], Any]:
     """Structure a JSON object (and only an object) into `cls`, renaming fields; the fields
     it does not know go to its `extras`, when it has that field."""
+    from cattrs.gen import make_dict_structure_fn, override
+
     renames: dict[str, Any] = {name: override(rename=wire) for name, wire in _wire_fields(cls)}
     keeps_extras = EXTRAS in renames
     if keeps_extras:
         renames[EXTRAS] = override(omit=True)
     known = frozenset(wire for name, wire in _wire_fields(cls) if name != EXTRAS)
-    generated = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=False, **renames)
+    generated = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=False, **renames)
 
     def structure(value: object, kind: Any) -> Any:
         if type(value) is not dict:
@@ -146,35 +149,54 @@ def _is_homogeneous_tuple(kind: Any) -> bool:
     return typing.get_origin(kind) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
-def _array_structure_fn(kind: Any) -> Callable[[Any, Any], Any]:
+def _array_structure_fn(kind: Any, converter: Converter) -> Callable[[Any, Any], Any]:
     """Structure a JSON array (and only an array: not a string, not an object) into a tuple."""
     item = typing.get_args(kind)[0]
 
     def structure(value: object, _: Any) -> tuple[Any, ...]:
         if type(value) is not list:
             raise TypeError(f"expected an array, got {type(value).__name__}")
-        return tuple(_converter.structure(element, item) for element in value)
+        return tuple(converter.structure(element, item) for element in value)
 
     return structure
 
 
-_converter = make_converter(forbid_extra_keys=False, detailed_validation=False)
-_converter.register_structure_hook(str, _strict(str, "a string"))
-_converter.register_structure_hook(int, _strict(int, "an integer"))
-_converter.register_structure_hook(bool, _strict(bool, "true or false"))
-_converter.register_structure_hook(float, _number)
-_converter.register_structure_hook_factory(attrs.has, _renaming_structure_fn)
-_converter.register_structure_hook_factory(_is_homogeneous_tuple, _array_structure_fn)
+@functools.cache
+def _converter() -> Converter:
+    """The one converter of responses, made at its first use (cattrs' JSON converter costs
+    its import, and each class its structuring code, which is generated when first needed)."""
+    from cattrs.preconf.json import make_converter
 
-_PROBLEM_FIELDS = frozenset(wire for _, wire in _wire_fields(Problem)) - {EXTRAS}
+    converter = make_converter(forbid_extra_keys=False, detailed_validation=False)
+    converter.register_structure_hook(str, _strict(str, "a string"))
+    converter.register_structure_hook(int, _strict(int, "an integer"))
+    converter.register_structure_hook(bool, _strict(bool, "true or false"))
+    converter.register_structure_hook(float, _number)
+    converter.register_structure_hook_factory(
+        attrs.has, lambda cls: _renaming_structure_fn(cls, converter)
+    )
+    converter.register_structure_hook_factory(
+        _is_homogeneous_tuple, lambda kind: _array_structure_fn(kind, converter)
+    )
+    return converter
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
-class _Pagination(Model):
-    """The `pagination` of a page of results: `done` on the last page."""
+@functools.cache
+def _problem_fields() -> frozenset[str]:
+    """The wire names of `Problem`'s own fields (not its `extras`)."""
+    from .models import Problem
 
-    done: bool
-    next_page_token: str | None = None
+    return frozenset(wire for _, wire in _wire_fields(Problem)) - {EXTRAS}
+
+
+@functools.cache
+def _answer_models() -> tuple[
+    type[SingleWriteResponse], type[BatchWriteResponse], type[WriteFailure]
+]:
+    """The models of a write's answers, looked up once (they load when first used)."""
+    from .models import BatchWriteResponse, SingleWriteResponse, WriteFailure
+
+    return SingleWriteResponse, BatchWriteResponse, WriteFailure
 
 
 def decode_write_response(payload: object) -> WriteResponse:
@@ -184,38 +206,43 @@ def decode_write_response(payload: object) -> WriteResponse:
     """
     if not isinstance(payload, dict):
         raise TypeError("expected a JSON object")
+    single, batch, _ = _answer_models()
     if "successCount" in payload or "failureCount" in payload:
-        return _converter.structure(payload, BatchWriteResponse)
-    return _converter.structure(payload, SingleWriteResponse)
+        return _converter().structure(payload, batch)
+    return _converter().structure(payload, single)
 
 
 def decode_write_failure(payload: object) -> WriteFailure | BatchWriteResponse:
     """A 422 body: a batch answer when it carries counts, else a single-record failure."""
     if not isinstance(payload, dict):
         raise TypeError("expected a JSON object")
+    _, batch, failure = _answer_models()
     if "successCount" in payload or "failureCount" in payload:
-        return _converter.structure(payload, BatchWriteResponse)
-    return _converter.structure(payload, WriteFailure)
+        return _converter().structure(payload, batch)
+    return _converter().structure(payload, failure)
 
 
 def decode_problem(payload: object) -> Problem | None:
     """Problem details from an error body, or None when it holds none."""
     if not isinstance(payload, dict):
         return None
-    extras = {key: value for key, value in payload.items() if key not in _PROBLEM_FIELDS}
-    known = {key: value for key, value in payload.items() if key in _PROBLEM_FIELDS}
+    from .models import Problem
+
+    converter, fields = _converter(), _problem_fields()
+    extras = {key: value for key, value in payload.items() if key not in fields}
+    known = {key: value for key, value in payload.items() if key in fields}
     try:
-        problem = _converter.structure(known, Problem)
+        problem = converter.structure(known, Problem)
     except Exception:  # keep the fields that fit; the others go to extras as they came
         fitting = {}
         for key, value in known.items():
             try:
-                _converter.structure({key: value}, Problem)
+                converter.structure({key: value}, Problem)
             except Exception:
                 extras[key] = value
             else:
                 fitting[key] = value
-        problem = _converter.structure(fitting, Problem)
+        problem = converter.structure(fitting, Problem)
     return attrs.evolve(problem, extras=extras) if extras else problem
 
 
@@ -223,7 +250,7 @@ def decode_operation(payload: object) -> Operation:
     """A 200 body of `GET .../operations/{id}`. Raises when it does not fit."""
     from ._operation_models import Operation
 
-    operation: Operation = _converter.structure(payload, Operation)
+    operation: Operation = _converter().structure(payload, Operation)
     return operation
 
 
@@ -231,18 +258,19 @@ def decode_operation_logs(payload: object) -> tuple[OperationLog, ...]:
     """A 200 body of `GET .../operations/{id}/logs`: an array of log entries."""
     from ._operation_models import OperationLog
 
-    logs: tuple[OperationLog, ...] = _converter.structure(payload, tuple[OperationLog, ...])
+    logs: tuple[OperationLog, ...] = _converter().structure(payload, tuple[OperationLog, ...])
     return logs
 
 
 def decode_operation_page(payload: object) -> OperationPage:
     """A 200 body of `GET .../installations/{id}/operations`: `results` and `pagination`.
     The next page's token is kept only when the page says it is not the last."""
-    from ._operation_models import Operation, OperationPage
+    from ._operation_models import Operation, OperationPage, _Pagination
 
     if type(payload) is not dict:
         raise TypeError(f"expected an object, got {type(payload).__name__}")
-    results: tuple[Operation, ...] = _converter.structure(payload["results"], tuple[Operation, ...])
-    pagination = _converter.structure(payload["pagination"], _Pagination)
+    converter = _converter()
+    results: tuple[Operation, ...] = converter.structure(payload["results"], tuple[Operation, ...])
+    pagination = converter.structure(payload["pagination"], _Pagination)
     token = None if pagination.done else pagination.next_page_token
     return OperationPage(results=results, next_page_token=token or None)

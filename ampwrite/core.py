@@ -12,16 +12,19 @@ import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypedDict
 from urllib.parse import urlsplit
 
 import requests
 
 from ._headers import API_KEY_HEADER, has_control_characters, header_issues, merge_headers
+from ._limits import MIN_API_KEY_LENGTH  # the shortest key sent; the sandbox holds to it too
 from ._transport import POOL_SIZE, RequestsTransport, Timeouts, is_loopback
 from ._version import __version__
 from .errors import ConfigurationError
-from .retries import RetryConfig
+
+if TYPE_CHECKING:
+    from .retries import RetryConfig
 
 __all__ = [
     "DEFAULT_PLATFORM_URL",
@@ -55,12 +58,6 @@ USER_AGENT: Final = (
 
 Timeout: TypeAlias = float | tuple[float, float]
 ApiKey: TypeAlias = str | Callable[[], str]
-
-
-MIN_API_KEY_LENGTH: Final = 8
-"""The shortest key ampwrite sends. Whatever a server echoes of the key is redacted from
-answers, errors and logs; a shorter key is no secret worth the name, and replacing every copy
-of it would mangle answers (a one-letter key is in nearly every word), so it is refused."""
 
 
 def check_api_key(key: object) -> str | ConfigurationError:
@@ -227,6 +224,8 @@ class Core:
         checked_timeout = check_timeout(timeout)
         if isinstance(checked_timeout, ConfigurationError):
             raise checked_timeout
+        from .retries import RetryConfig  # with the first Core, not at import: an attrs class
+
         if retries is not None and not isinstance(retries, RetryConfig):
             raise ConfigurationError(f"retries must be a RetryConfig, got {type(retries).__name__}")
         if max_response_bytes < 1:

@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from requests.structures import CaseInsensitiveDict
 
-from .models import BatchWriteResponse, Message, Problem, WriteFailure, WriteResult
-
 if TYPE_CHECKING:
     from ._operation_models import Operation
+    from .models import BatchWriteResponse, Message, Problem, WriteFailure, WriteResult
 
 __all__ = [
     "APIError",
@@ -185,39 +184,60 @@ class WriteFailedError(APIError):
     @property
     def warnings(self) -> tuple[Message, ...]:
         """The answer's warnings (single-record answers only)."""
-        return self.response.warnings if isinstance(self.response, WriteFailure) else ()
+        single = _single(self.response)
+        return () if single is None else single.warnings
 
     @property
     def result(self) -> WriteResult | None:
         """The single record's result, when the answer is a single-record failure."""
-        return self.response.result if isinstance(self.response, WriteFailure) else None
+        single = _single(self.response)
+        return None if single is None else single.result
 
     @property
     def results(self) -> tuple[WriteResult, ...]:
         """Per-record results: the batch's, or the single record's result."""
-        if isinstance(self.response, BatchWriteResponse):
-            return self.response.results
+        batch = _batch(self.response)
+        if batch is not None:
+            return batch.results
         result = self.result
         return () if result is None else (result,)
 
     @property
     def raw_response(self) -> str | None:
         """The provider's raw answer (single-record answers only), when there was one."""
-        return self.response.raw_response if isinstance(self.response, WriteFailure) else None
+        single = _single(self.response)
+        return None if single is None else single.raw_response
 
     @property
     def success_count(self) -> int | None:
         """How many records of a batch succeeded (None for a single-record answer)."""
-        return (
-            self.response.success_count if isinstance(self.response, BatchWriteResponse) else None
-        )
+        batch = _batch(self.response)
+        return None if batch is None else batch.success_count
 
     @property
     def failure_count(self) -> int | None:
         """How many records of a batch failed (None for a single-record answer)."""
-        return (
-            self.response.failure_count if isinstance(self.response, BatchWriteResponse) else None
-        )
+        batch = _batch(self.response)
+        return None if batch is None else batch.failure_count
+
+
+def _single(response: object) -> WriteFailure | None:
+    """`response` if it is a single-record failure. (The models load when first used: a
+    response, if there is one, has loaded them.)"""
+    if response is None:
+        return None
+    from .models import WriteFailure
+
+    return response if isinstance(response, WriteFailure) else None
+
+
+def _batch(response: object) -> BatchWriteResponse | None:
+    """`response` if it is a batch's answer."""
+    if response is None:
+        return None
+    from .models import BatchWriteResponse
+
+    return response if isinstance(response, BatchWriteResponse) else None
 
 
 class RateLimitError(APIError):

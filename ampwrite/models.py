@@ -4,6 +4,10 @@ classes.
 Fields are snake_case here and camelCase on the wire; the mapping lives in `ampwrite._wire`,
 not in these classes. Optional fields default to `None` and are left out of the request body.
 Records and associations are plain JSON objects (`Mapping[str, Any]`) and travel as given.
+
+`from ampwrite import Core, write_records` does not load this module (attrs builds each class
+as it loads): it loads when first used, by `ampwrite.models`, an import from it, or the first
+answer decoded.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
+
+from ._model_base import Model
 
 if TYPE_CHECKING:
     from ._operation_models import (
@@ -52,31 +58,6 @@ __all__ = [
     "WriteResult",
     "WriteType",
 ]
-
-
-class Model:
-    """What every model shares: a repr, equality and a hash over its fields, written once here
-    rather than generated for each class (which would make `import ampwrite` slower)."""
-
-    __slots__ = ()
-
-    def _names(self) -> tuple[str, ...]:
-        return tuple(field.name for field in type(self).__attrs_attrs__)  # type: ignore[attr-defined]
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._names())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names())
-        return f"{type(self).__name__}({shown})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__ or not isinstance(other, Model):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
 
 
 WriteType = Literal["create", "update", "delete"]

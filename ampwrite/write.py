@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._call import call_headers, call_settings
 from ._headers import header_issues
@@ -23,9 +23,11 @@ from ._validate import Checked, check_request, unencodable
 from ._wire import decode_write_response
 from .core import Core, Timeout
 from .errors import AmpWriteError, RequestValidationError
-from .models import WriteRecordsRequest, WriteResponse
 from .result import Result
-from .retries import RetryConfig
+
+if TYPE_CHECKING:
+    from .models import WriteRecordsRequest, WriteResponse
+    from .retries import RetryConfig
 
 __all__ = ["prepare_write", "write_records"]
 

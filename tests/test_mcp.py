@@ -523,8 +523,16 @@ def test_wait_for_operation_is_bounded_by_max_wait(sandbox: Sandbox, errlog: IO[
         (["--sandbox", "--server-url", "http://127.0.0.1:9/v1"], "--sandbox takes no"),
         (["--server-url", "http://example.com/v1", "--api-key", KEY], "refusing plain http"),
         (["--read-only", "--tool", "write_records", "--api-key", KEY], "no tool left"),
+        (["--sandbox", "--api-key", "short"], "shorter than 8 characters"),
     ],
-    ids=["remote-host", "no-key", "sandbox-and-url", "plain-http", "nothing-to-serve"],
+    ids=[
+        "remote-host",
+        "no-key",
+        "sandbox-and-url",
+        "plain-http",
+        "nothing-to-serve",
+        "sandbox-short-key",
+    ],
 )
 def test_usage_errors_exit_2_with_one_line_and_no_traceback(args: list[str], said: str) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AMPERSAND_")}

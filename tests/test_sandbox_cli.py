@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ampwrite.core import MIN_API_KEY_LENGTH
 from ampwrite.sandbox import Faults
-from ampwrite.sandbox._cli import add_fault_arguments, faults_from_args
+from ampwrite.sandbox._cli import add_fault_arguments, build_parser, faults_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "ampwrite" / "sandbox"
@@ -81,13 +82,22 @@ def test_rates_adding_up_past_one_are_refused() -> None:
 
 
 def _imports(path: Path) -> set[str]:
+    """The modules a file of the package imports, relative imports made absolute."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                names.add(node.module or "")
+                continue
+            parent = ["ampwrite", "sandbox"][: 2 - (node.level - 1)]
+            names.add(".".join([*parent, *([node.module] if node.module else [])]))
     return names
+
+
+OWN_MODULES_ALLOWED = frozenset({"ampwrite._version", "ampwrite._limits"})
+"""What the sandbox may import of ampwrite outside its package: modules of constants only."""
 
 
 def test_package_imports_only_the_standard_library() -> None:
@@ -96,10 +106,50 @@ def test_package_imports_only_the_standard_library() -> None:
     for path in files:
         for name in _imports(path):
             top = name.split(".")[0]
-            allowed = top in sys.stdlib_module_names or name == "ampwrite._version"
+            allowed = (
+                top in sys.stdlib_module_names
+                or name == "ampwrite.sandbox"
+                or name.startswith("ampwrite.sandbox.")
+                or name in OWN_MODULES_ALLOWED
+            )
             assert allowed, f"{path.name} imports {name}"
         if path.name not in ("_cli.py", "__main__.py"):
             assert "argparse" not in _imports(path), path.name
+
+
+def test_the_import_check_sees_relative_imports(tmp_path: Path) -> None:
+    source = tmp_path / "example.py"
+    source.write_text(
+        "from . import _faults\nfrom ._server import Sandbox\nfrom .._validate import X\n"
+        "from .. import core\nimport json\n",
+        encoding="utf-8",
+    )
+    assert _imports(source) == {
+        "ampwrite.sandbox",
+        "ampwrite.sandbox._server",
+        "ampwrite._validate",
+        "ampwrite",
+        "json",
+    }
+
+
+@pytest.mark.parametrize("key", ["", "short", "x" * (MIN_API_KEY_LENGTH - 1)])
+def test_a_short_api_key_is_a_usage_error(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser("ampwrite sandbox").parse_args(["--api-key", key])
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert "usage: ampwrite sandbox" in said
+    assert f"--api-key: expected at least {MIN_API_KEY_LENGTH} characters" in said
+
+
+def test_the_command_refuses_a_short_api_key_without_a_traceback() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "ampwrite.sandbox", "--port", "0", "--api-key", "short"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "usage:" in done.stderr and "--api-key" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_plain_import_does_not_load_argparse() -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from ampwrite import Core, write_records
+from ampwrite.core import MIN_API_KEY_LENGTH
 from ampwrite.sandbox import Sandbox
 
 WRITE_PATH = "/v1/projects/proj-1/integrations/int-1/objects/contacts"
@@ -88,12 +90,38 @@ def test_header_name_is_case_insensitive(sb: Sandbox) -> None:
 
 
 def test_custom_api_key() -> None:
-    with Sandbox(api_key="k-123") as sb:
-        assert sb.api_key == "k-123"
+    with Sandbox(api_key="k-123456") as sb:
+        assert sb.api_key == "k-123456"
         json_type = {"Content-Type": "application/json"}
-        assert call(sb, "POST", WRITE_PATH, CREATE, {"X-Api-Key": "k-123", **json_type})[0] == 200
+        good = {"X-Api-Key": "k-123456", **json_type}
+        assert call(sb, "POST", WRITE_PATH, CREATE, good)[0] == 200
         wrong = {"X-Api-Key": "sandbox-api-key", **json_type}
         assert call(sb, "POST", WRITE_PATH, CREATE, wrong)[0] == 401
+
+
+@pytest.mark.parametrize("key", ["", "k", "k-12345", "x" * (MIN_API_KEY_LENGTH - 1)])
+def test_a_key_shorter_than_the_client_sends_is_refused(key: str) -> None:
+    # the client refuses keys under MIN_API_KEY_LENGTH: a sandbox expecting one could never
+    # be reached by it
+    with pytest.raises(ValueError, match=f"at least {MIN_API_KEY_LENGTH} characters"):
+        Sandbox(api_key=key)
+
+
+def test_a_key_that_is_not_a_string_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be a string, got bytes"):
+        Sandbox(api_key=b"k-12345678")  # type: ignore[arg-type]
+
+
+def test_a_key_of_the_shortest_length_the_client_sends_works() -> None:
+    key = "k" * MIN_API_KEY_LENGTH
+    with Sandbox(api_key=key) as sb, Core(key, server_url=sb.url) as core:
+        request = {
+            "projectIdOrName": "proj-1",
+            "integrationId": "int-1",
+            "objectName": "contacts",
+            "requestBody": CREATE,
+        }
+        assert write_records(core, request).ok
 
 
 @pytest.mark.parametrize(

@@ -161,7 +161,7 @@ def run(ns: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
 
-    from ..core import Core
+    from ..core import Core, check_api_key
     from ..errors import AmpWriteError
     from ..retries import RetryConfig
     from ._tools import ToolSettings, select_tools
@@ -187,6 +187,10 @@ def run(ns: argparse.Namespace) -> int:
             print(f"{label}: {exc}", file=sys.stderr)
             return EXIT_USAGE
         api_key = api_key or os.environ.get("AMPERSAND_API_KEY") or DEFAULT_API_KEY
+        checked_key = check_api_key(api_key)  # a key Core would refuse: said before any sandbox
+        if isinstance(checked_key, AmpWriteError):
+            print(f"{label}: {checked_key}", file=sys.stderr)
+            return EXIT_USAGE
         sandbox = Sandbox(port=ns.sandbox_port, api_key=api_key, faults=faults)
         try:
             sandbox.start()

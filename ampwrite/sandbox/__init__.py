@@ -41,9 +41,9 @@ The same over HTTP, without an API key, under ``/_sandbox/``:
 * ``GET /_sandbox/health``
 
 Every option, endpoint and fixture is described in docs/sandbox.md. Only the standard
-library is used, and importing this package does not import
-``argparse`` (the command-line helpers live in ``._cli``; ``python -m ampwrite.sandbox``
-runs one in the foreground).
+library is used (and ``ampwrite._limits``, the constants it shares with the client), and
+importing this package does not import ``argparse`` (the command-line helpers live in
+``._cli``; ``python -m ampwrite.sandbox`` runs one in the foreground).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._limits import MIN_API_KEY_LENGTH
 from ._faults import Faults
 from ._handlers import object_rules
 from ._server import DEFAULT_API_KEY, Sandbox
@@ -52,6 +53,15 @@ def _non_negative(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
+
+
+def _api_key(text: str) -> str:
+    if len(text) < MIN_API_KEY_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"expected at least {MIN_API_KEY_LENGTH} characters, got {len(text)}: "
+            "the SDK refuses to send a shorter key"
+        )
+    return text
 
 
 def _share(text: str) -> float:
@@ -174,8 +184,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--api-key",
+        type=_api_key,
         default=DEFAULT_API_KEY,
-        help=f"the API key clients must send as X-Api-Key (default: {DEFAULT_API_KEY})",
+        help=(
+            f"the API key clients must send as X-Api-Key, at least {MIN_API_KEY_LENGTH} "
+            f"characters (default: {DEFAULT_API_KEY})"
+        ),
     )
     parser.add_argument(
         "--async-delay",

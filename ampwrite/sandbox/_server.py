@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Final
 
+from .._limits import MIN_API_KEY_LENGTH
 from ._faults import Faults
 from ._handlers import Call
 from ._http import (
@@ -66,7 +67,8 @@ class Sandbox:
             ...
 
     It listens on ``host`` (loopback by default) at ``port`` (0, the default: any free
-    port), and answers 401 to a request without ``api_key`` in ``X-Api-Key``. ``faults``
+    port), and answers 401 to a request without ``api_key`` in ``X-Api-Key`` (a key of at
+    least 8 characters, ``MIN_API_KEY_LENGTH``: the SDK sends no shorter one). ``faults``
     (a ``Faults``) sets the fault injection from the start; see also ``set_faults``,
     ``fail_next`` and ``reset_next``. Object rules: ``configure_object``. Every option is
     described in docs/sandbox.md.
@@ -103,8 +105,13 @@ class Sandbox:
         request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
     ) -> None:
         """A sandbox, not yet serving: see the class docstring for the options."""
-        if not isinstance(api_key, str) or not api_key:
-            raise ValueError("api_key must be a non-empty string")
+        if not isinstance(api_key, str):
+            raise ValueError(f"api_key must be a string, got {type(api_key).__name__}")
+        if len(api_key) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"api_key must be at least {MIN_API_KEY_LENGTH} characters long, got "
+                f"{len(api_key)}: the SDK refuses to send a shorter key"
+            )
         if isinstance(async_delay, bool) or not math.isfinite(async_delay) or async_delay < 0:
             raise ValueError("async_delay must be a finite number of seconds >= 0")
         if (

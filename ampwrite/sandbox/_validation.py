@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import unquote
 
-from .._validate import MAX_DEPTH
+from .._limits import MAX_DEPTH
 
 __all__ = [
     "MAX_BODY_DEPTH",
