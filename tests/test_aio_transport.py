@@ -215,3 +215,14 @@ def test_a_large_answer_is_decoded_off_the_loop(
     assert len(deciders) == 2
     assert deciders[0] != loop_thread and deciders[0].startswith("ampwrite-aio_")
     assert deciders[1] == loop_thread
+
+
+def test_a_host_name_is_resolved_and_each_address_tried(server: ScriptedServer) -> None:
+    """`localhost` may resolve to ::1 before 127.0.0.1, where the server listens: the next
+    address is tried, as the synchronous transport tries it."""
+    url = server.url.replace("127.0.0.1", "localhost")
+    with Core(API_KEY, server_url=url) as core:
+        assert asyncio.run(aio.write_records(core, single())).ok
+        assert asyncio.run(aio.write_records(core, single())).ok
+    assert server.connections == 1
+    assert server.received[0].headers["host"] == f"localhost:{server.port}"

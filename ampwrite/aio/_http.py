@@ -600,7 +600,7 @@ async def _connect(
                 loop.getaddrinfo(direct.host, direct.port, type=socket.SOCK_STREAM),
                 max(clock.deadline - time.monotonic(), 0),
             )
-        except TimeoutError as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # not one class before 3.11
             raise _Failed(failed(FailureKind.CONNECT_TIMEOUT, exc)) from None
         except OSError as exc:
             raise _Failed(failed(FailureKind.CONNECT, exc)) from None
