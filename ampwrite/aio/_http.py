@@ -553,6 +553,7 @@ def _context(tls: tuple[tuple[str, Any], ...]) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
     if settings.get("cert_file"):
         context.load_cert_chain(settings["cert_file"], settings.get("key_file"))
+    context.set_alpn_protocols(["http/1.1"])  # as urllib3 offers it
     return context
 
 
