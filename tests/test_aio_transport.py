@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -226,3 +227,24 @@ def test_a_host_name_is_resolved_and_each_address_tried(server: ScriptedServer) 
         assert asyncio.run(aio.write_records(core, single())).ok
     assert server.connections == 1
     assert server.received[0].headers["host"] == f"localhost:{server.port}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_a_core_was_being_set_up_is_not_stuck(
+    server: ScriptedServer,
+) -> None:
+    """A fork while a thread of the parent holds the lock that guards each Core's asyncio
+    state (its connections) leaves the child a lock of its own, not a lock held for ever."""
+    from ampwrite.aio._attempt import _TRANSPORTS
+
+    core = Core(API_KEY, server_url=server.url)
+    assert asyncio.run(aio.write_records(core, single())).ok
+    with _TRANSPORTS._lock:  # as another thread of the parent might hold it
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)  # stuck: the child dies of SIGALRM instead of hanging the test
+            os._exit(0 if asyncio.run(aio.write_records(core, single())).ok else 1)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    core.close()

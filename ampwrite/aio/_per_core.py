@@ -28,6 +28,11 @@ class PerCore(Generic[T]):
         self._kept: weakref.WeakKeyDictionary[Core, _Entry[T]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         ON_CLOSE.append(self.release)
+        if hasattr(os, "register_at_fork"):  # a thread of the parent may have held the lock
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def get(self, core: Core) -> T:
         pid = os.getpid()
