@@ -10,6 +10,7 @@ import pytest
 
 from ampwrite import Core, Err, Ok, RetryConfig
 from ampwrite.errors import TransportError
+from ampwrite.models import SingleWriteResponse
 from tests.conftest import API_KEY, Driver
 from tests.requests_data import single
 from tests.scripted_server import ScriptedServer
@@ -58,6 +59,7 @@ def test_a_head_of_any_shape_is_read(
     result = driver(hcore, single())
 
     assert isinstance(result, Ok), result
+    assert isinstance(result.value, SingleWriteResponse)
     assert result.value.result is not None and result.value.result.record_id == "42"
     hcore.close()
 
