@@ -75,6 +75,21 @@ ANSWERS = {
     "101 with a body": _head(b"HTTP/1.1 101 Switching Protocols", b"Upgrade: x"),
     "204 with a length": _head(b"HTTP/1.1 204 No Content", b"Content-Length: 8"),
     "304 with a length": _head(b"HTTP/1.1 304 Not Modified", b"Content-Length: 8"),
+    "204 with a chunked body": b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"8\r\n" + BODY + b"\r\n0\r\n\r\n",
+    "204 with an empty chunked body": b"HTTP/1.1 204 No Content\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "a length in one field that repeats it, read until the server closes": _head(
+        b"HTTP/1.1 200 OK", b"Content-Length: 8, 8"
+    ),
+    "an interim answer with a length": _head(b"HTTP/1.1 102 Processing", b"Content-Length: 3")
+    + _head(b"HTTP/1.1 200 OK", b"Content-Length: 8"),
+    "HTTP/1.0 kept alive": _head(
+        b"HTTP/1.0 200 OK", b"Connection: keep-alive", b"Content-Length: 8"
+    ),
+    "a second Connection field that closes": _head(
+        b"HTTP/1.1 200 OK", b"Connection: keep-alive", b"Connection: close", b"Content-Length: 8"
+    ),
     "204 declaring more than the size limit": _head(
         b"HTTP/1.1 204 No Content", b"Content-Length: 99999999999"
     ),
