@@ -2,11 +2,11 @@
 `Answer` (status, reason, headers, body) or a failure of the same kind and `maybe_sent`.
 
 Each answer below is sent by a loopback server to `RequestsTransport.send` (http.client under
-urllib3) and to `AsyncioTransport.send`, twice: once with the connection closed after it, once
-with the connection kept open (a length read the wrong way then shows as a wait until the
-read timeout on one side only). The heads are odd on purpose: Content-Length values that
-`int()` reads but a digit test does not, values framed two ways, header lines the email
-parser of http.client stops at, interim and bodiless statuses.
+urllib3) and to `AsyncioTransport.send`, over HTTP and HTTPS, twice: once with the connection
+closed after it, once with the connection kept open (a length read the wrong way then shows
+as a wait until the read timeout on one side only). The heads are odd on purpose:
+Content-Length values that `int()` reads but a digit test does not, values framed two ways,
+header lines the email parser of http.client stops at, interim and bodiless statuses.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from ampwrite._transport import Answer, Request, RequestsTransport, Timeouts
 from ampwrite.aio._http import AsyncioTransport
 from ampwrite.errors import TransportError
-from tests.scripted_server import Action, KeepOpen, ScriptedServer
+from tests.scripted_server import CA_FILE, Action, KeepOpen, ScriptedServer
 
 BODY = b'{"ok":1}'
 Outcome = tuple[object, ...]
@@ -136,17 +136,21 @@ def _aio(server: ScriptedServer) -> Outcome:
         transport.close()
 
 
-def _both(action: Action) -> tuple[Outcome, Outcome]:
+def _both(action: Action, tls: bool) -> tuple[Outcome, Outcome]:
     outcomes = []
     for send in (_sync, _aio):
-        with ScriptedServer() as server:
+        with ScriptedServer(tls=tls) as server:
             server.script(action)
             outcomes.append(send(server))
     return outcomes[0], outcomes[1]
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("kept", [False, True], ids=["closed after", "kept open"])
 @pytest.mark.parametrize("answer", ANSWERS.values(), ids=ANSWERS.keys())
-def test_both_transports_read_an_answer_alike(answer: bytes, kept: bool) -> None:
-    sync, aio = _both(KeepOpen(answer) if kept else answer)
+def test_both_transports_read_an_answer_alike(
+    answer: bytes, kept: bool, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", CA_FILE)  # read at each transport's first use
+    sync, aio = _both(KeepOpen(answer) if kept else answer, tls=scheme == "https")
     assert aio == sync
