@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -154,3 +155,26 @@ def test_both_transports_read_an_answer_alike(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", CA_FILE)  # read at each transport's first use
     sync, aio = _both(KeepOpen(answer) if kept else answer, tls=scheme == "https")
     assert aio == sync
+
+
+def test_a_connection_an_attempt_ends_with_after_close_is_closed() -> None:
+    """`close()` while an attempt is in flight (from another thread, say): the connection that
+    attempt ends with is closed then, not kept for a transport nobody uses any more."""
+    with ScriptedServer() as server:
+        server.script(KeepOpen(_head(b"HTTP/1.1 200 OK", b"Content-Length: 8")))
+        direct = RequestsTransport().direct(server.url)
+        assert direct is not None
+        transport = AsyncioTransport(4, 4)
+
+        async def attempt() -> Answer | TransportError:
+            send = asyncio.ensure_future(transport.send(_request(server.url), direct))
+            await asyncio.sleep(0)  # under way: its connection taken
+            transport.close()
+            return await send
+
+        assert isinstance(asyncio.run(attempt()), Answer)
+        for _ in range(100):
+            if server.open_connections == 0:
+                break
+            time.sleep(0.02)
+        assert server.open_connections == 0

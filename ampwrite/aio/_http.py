@@ -725,6 +725,7 @@ class AsyncioTransport:
         self._idle: dict[Direct, list[_Connection]] = {}
         self._contexts: dict[Any, ssl.SSLContext] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self.slots = Slots(in_flight)
 
     async def send(self, request: Request, direct: Direct) -> Answer | TransportError:
@@ -785,14 +786,16 @@ class AsyncioTransport:
     def _give_back(self, direct: Direct, connection: _Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(direct, [])
-            if len(idle) < self._pool_size and connection.pid == os.getpid():
+            if not self._closed and len(idle) < self._pool_size and connection.pid == os.getpid():
                 idle.append(connection)
                 return
         connection.close()
 
     def close(self) -> None:
-        """Close the idle connections (those in use close when their attempts end)."""
+        """Close the idle connections (those in use close when their attempts end: none is
+        kept after this)."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, {}
         for connections in idle.values():
             for connection in connections:
