@@ -11,6 +11,9 @@ from typing import Final
 from .errors import FailureKind, RequestTimeoutError, TransportError
 
 __all__ = [
+    "bodiless",
+    "conflicting_lengths",
+    "content_length",
     "declared_length",
     "declared_too_large",
     "ended_early",
@@ -47,8 +50,9 @@ def failed(kind: FailureKind, exc: BaseException) -> TransportError:
 def untrusted_coding(version: int, coding: str | None) -> TransportError | None:
     """An answer with a `Transfer-Encoding` other than plain chunked in HTTP/1.1 (`version`
     11) cannot be framed with confidence: ampwrite asks for no transfer coding, and HTTP/1.0
-    has none."""
-    if coding is None or (coding.strip().lower() == "chunked" and version >= 11):
+    has none. Plain chunked is the value http.client takes for it, "chunked" in any case and
+    nothing around it ("chunked " it would read until the server closes, chunk sizes and all)."""
+    if coding is None or (coding.lower() == "chunked" and version >= 11):
         return None
     return failure(
         FailureKind.INTERRUPTED,
@@ -57,13 +61,51 @@ def untrusted_coding(version: int, coding: str | None) -> TransportError | None:
     )
 
 
-def declared_length(headers: Mapping[str, str]) -> int | None:
-    """The body's length as its `Content-Length` gives it, unless a `Transfer-Encoding`
-    overrides it (RFC 9112 §6.3) or it is not a plain number."""
+def bodiless(status: int, method: str) -> bool:
+    """Whether an answer has no body whatever its head says (http.client's rule: 1xx, 204,
+    304, and any answer to HEAD)."""
+    return status in (204, 304) or 100 <= status < 200 or method == "HEAD"
+
+
+def content_length(value: str | None) -> int | None:
+    """A `Content-Length` value as http.client reads it: `int()` of it (" 8", "+8" and "0_8"
+    are 8), none when it is empty, not a number or negative."""
+    if not value:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def conflicting_lengths(joined: str | None) -> TransportError | None:
+    """Refuses an answer whose `Content-Length` fields (`joined` with ", ") give different
+    numbers, as urllib3 refuses it: which one frames the body cannot be known."""
+    if joined is None:
+        return None
+    try:
+        lengths = {int(part) for part in joined.split(",")}
+    except ValueError:
+        return None  # not all numbers: the first one, read as http.client reads it, frames it
+    if len(lengths) <= 1:
+        return None
+    return failure(
+        FailureKind.INTERRUPTED,
+        "the connection broke before a full answer (InvalidHeader: Content-Length contained "
+        f"multiple unmatching values ({joined[:100]}))",
+    )
+
+
+def declared_length(headers: Mapping[str, str], status: int, method: str) -> int | None:
+    """The body's length as http.client frames it: none when a `Transfer-Encoding` overrides
+    the `Content-Length` (RFC 9112 §6.3; http.client then reads a chunked body whatever the
+    status), 0 for an answer that has no body, else its `Content-Length` if it is a number."""
     if "Transfer-Encoding" in headers:
         return None
-    declared = headers.get("Content-Length")
-    return int(declared) if declared is not None and declared.isdigit() else None
+    if bodiless(status, method):
+        return 0
+    return content_length(headers.get("Content-Length"))
 
 
 def declared_too_large(declared: int | None, max_bytes: int) -> TransportError | None:

@@ -240,7 +240,7 @@ class RequestsTransport:
             finally:
                 _attempt.deadline = None
             try:
-                answer = _read(response, request.max_bytes, deadline)
+                answer = _read(response, request.method, request.max_bytes, deadline)
             except Exception as exc:
                 answer = transport_error(exc, sent=True)
             if not isinstance(answer, Answer):
@@ -386,7 +386,7 @@ CHUNK: Final = 64 * 1024
 
 
 def _read(
-    response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float
+    response: urllib3.BaseHTTPResponse, method: str, max_bytes: int, deadline: float
 ) -> Answer | TransportError:
     """The whole body, decoded, if it is at most `max_bytes`; never holds more than that.
 
@@ -398,7 +398,7 @@ def _read(
     refused = untrusted_coding(response.version, response.headers.get("Transfer-Encoding"))
     if refused is not None:
         return refused
-    declared = declared_length(response.headers)
+    declared = declared_length(response.headers, response.status, method)
     refused = declared_too_large(declared, max_bytes)
     if refused is not None:
         return refused

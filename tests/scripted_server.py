@@ -4,9 +4,10 @@ Each connection is served by its own thread; each request gets the next scripted
 the default one). A reply is `Reply(status, headers, body)`, raw bytes written as they are, or
 an action: `RESET` (close with a TCP reset, no answer), `CLOSE` (close quietly, no answer),
 `Stall(seconds)` (say nothing for that long, then close), `Trickle(data, interval)` (send
-bytes one at a time), `Delayed(parts, delay)` (raw parts, `delay` apart, then close) or
-`Framed(...)` (an answer in a chosen framing: Content-Length, chunked or read until close,
-`Connection: close`, HTTP/1.0, the body after a delay). With `tls=True`
+bytes one at a time), `Delayed(parts, delay)` (raw parts, `delay` apart, then close),
+`KeepOpen(data)` (raw bytes, the connection kept) or `Framed(...)` (an answer in a chosen
+framing: Content-Length, chunked or read until close, `Connection: close`, HTTP/1.0, the body
+after a delay). With `tls=True`
 the server speaks HTTPS with the certificate in tests/tls (`CA_FILE` verifies it).
 """
 
@@ -125,6 +126,14 @@ class Delayed:
 
 
 @attrs.frozen
+class KeepOpen:
+    """Write `data` as it is and keep serving the connection: the next request on it gets the
+    next scripted action (bytes past a well-framed answer become the start of the next one)."""
+
+    data: bytes
+
+
+@attrs.frozen
 class Stall:
     seconds: float
 
@@ -154,6 +163,7 @@ Action = (
     | Framed
     | Delayed
     | bytes
+    | KeepOpen
     | Stall
     | Trickle
     | BelowTLS
@@ -345,6 +355,9 @@ class ScriptedServer:
         if isinstance(action, BelowTLS):
             os.write(conn.fileno(), action.data)
             return False
+        if isinstance(action, KeepOpen):
+            conn.sendall(action.data)
+            return True
         if isinstance(action, bytes):  # raw bytes end the connection once written
             conn.sendall(action)
             return False

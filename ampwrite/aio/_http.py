@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import http.client
+import io
 import ipaddress
 import os
 import re
@@ -29,11 +31,15 @@ import threading
 import time
 import zlib
 from collections import deque
+from email.message import Message
 from typing import Any, Final
 
-from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPHeaderDict
 
 from .._framing import (
+    bodiless,
+    conflicting_lengths,
+    content_length,
     declared_length,
     declared_too_large,
     ended_early,
@@ -287,47 +293,50 @@ class _Connection:
 
 
 class _Head:
-    """An answer's status line and headers: `fields` by lowercase name (repeated fields
-    joined with ", ", as urllib3 joins them), `headers` as they are handed on."""
+    """An answer's status line and headers, read as http.client reads them: `message` is its
+    parse of the header lines (its `get` gives a field's first value, as http.client frames
+    by it), `headers` as urllib3 hands them on (folded values unfolded, repeated fields joined
+    with ", ")."""
 
-    __slots__ = ("fields", "first_length", "headers", "reason", "status", "version")
+    __slots__ = ("headers", "message", "reason", "status", "version")
 
-    def __init__(
-        self,
-        version: int,
-        status: int,
-        reason: str,
-        fields: dict[str, str],
-        names: dict[str, str],
-        first_length: str | None,
-    ) -> None:
+    def __init__(self, version: int, status: int, reason: str, message: Message) -> None:
         self.version = version
         self.status = status
         self.reason = reason
-        self.fields = fields
-        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
-            {names[key]: value for key, value in fields.items()}
-        )
-        self.first_length = first_length
+        self.message = message
+        self.headers = HTTPHeaderDict()
+        for name, value in message.items():
+            self.headers.add(name, _FOLD.sub(" ", value) if "\r\n" in value else value)
+
+
+_FOLD: Final = re.compile(r"(?:(?<![ \t])[ \t]+)?\r\n[ \t]+")
+"""A line end that continues a field's value (obsolete line folding): one space in the value
+urllib3 hands on, as it unfolds it."""
 
 
 def _status_line(line: bytes) -> tuple[int, int, str]:
-    """(version, status, reason) as http.client reads them: 10 for HTTP/1.0, 11 for HTTP/1.x."""
+    """(version, status, reason) as http.client reads them: 10 for HTTP/1.0, 11 for HTTP/1.x,
+    the status `int()` of its field (100 to 999)."""
     text = line.decode("iso-8859-1")
     parts = text.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/"):
         raise _broken(f"BadStatusLine: {text[:100]!r}")
     version_text, status_text = parts[0], parts[1]
+    try:
+        status = int(status_text)
+    except ValueError:
+        status = 0
+    if not 100 <= status <= 999:
+        raise _broken(f"BadStatusLine: {text[:100]!r}")
     if version_text in ("HTTP/1.0", "HTTP/0.9"):
         version = 10
     elif version_text.startswith("HTTP/1."):
         version = 11
     else:
         raise _broken(f"UnknownProtocol: {version_text[:100]!r}")
-    if len(status_text) != 3 or not status_text.isdigit() or int(status_text) < 100:
-        raise _broken(f"BadStatusLine: {text[:100]!r}")
     reason = parts[2].strip() if len(parts) > 2 else ""
-    return version, int(status_text), reason
+    return version, status, reason
 
 
 _END_OF_HEAD: Final = re.compile(rb"\r?\n\r?\n")
@@ -362,53 +371,39 @@ async def _head_lines(connection: _Connection, clock: _Clock) -> list[bytes]:
 
 async def _read_head(connection: _Connection, clock: _Clock) -> _Head:
     """The status line and headers of the final answer (interim 1xx answers are passed over,
-    as the synchronous transport does; 101 is final)."""
+    as the synchronous transport does; 101 is final). The header lines are parsed by
+    http.client's own parser, which the synchronous transport reads them with: a line that is
+    neither a field nor the continuation of one ends the fields (what follows it is passed
+    over), a value keeps what follows it on its line and its continuation lines."""
     while True:
         lines = await _head_lines(connection, clock)
         if not lines:
             raise _broken("RemoteDisconnected: the server closed the connection without an answer")
         version, status, reason = _status_line(lines[0])
-        fields: dict[str, str] = {}
-        names: dict[str, str] = {}
-        first_length = None
-        last: str | None = None
-        for line in lines[1:]:
-            text = line.decode("iso-8859-1").rstrip("\r")
-            if text[:1] in (" ", "\t"):  # a folded line continues the header before it
-                if last is not None:
-                    fields[last] = f"{fields[last]} {text.strip()}".strip()
-                continue
-            name, colon, value = text.partition(":")
-            if not colon or not name or name != name.strip():
-                continue  # not a header line: passed over
-            value = value.strip()
-            key = name.lower()
-            if key in fields:
-                fields[key] = f"{fields[key]}, {value}"
-            else:
-                fields[key] = value
-                names[key] = name
-            if first_length is None and key == "content-length":
-                first_length = value
-            last = key
+        fields = b"".join(line + b"\n" for line in lines[1:]) + b"\n"
+        try:
+            message = http.client.parse_headers(io.BytesIO(fields))
+        except http.client.HTTPException as exc:  # past its limits (checked above already)
+            raise _broken(f"{type(exc).__name__}: {exc}") from None
         if not (100 <= status < 200) or status == 101:
-            return _Head(version, status, reason, fields, names, first_length)
+            return _Head(version, status, reason, message)
 
 
 def _will_close(head: _Head, chunked: bool, length: int | None) -> bool:
-    """Whether the connection ends with this answer (http.client's rules, and ampwrite's: an
-    answer framed two ways at once is not followed by another on its connection)."""
-    fields = head.fields
-    connection = fields.get("connection", "").lower()
+    """Whether the connection ends with this answer (http.client's rules, on the first value
+    of each field, and ampwrite's: an answer framed two ways at once, or one that switches
+    protocols, is not followed by another on its connection)."""
+    message = head.message
+    connection = (message.get("connection") or "").lower()
     if head.version >= 11:
         closes = "close" in connection
     else:
         closes = not (
-            "keep-alive" in fields
+            message.get("keep-alive")
             or "keep-alive" in connection
-            or "keep-alive" in fields.get("proxy-connection", "").lower()
+            or "keep-alive" in (message.get("proxy-connection") or "").lower()
         )
-    if chunked and "content-length" in fields:
+    if chunked and "content-length" in message:
         return True
     return closes or head.status == 101 or (not chunked and length is None)
 
@@ -474,21 +469,28 @@ async def _read_body(
     connection: _Connection, head: _Head, method: str, max_bytes: int, clock: _Clock
 ) -> tuple[bytes, bool]:
     """The whole body, decoded, and whether the connection can take another request. Neither
-    the bytes read nor the bytes they decode to may be more than `max_bytes`."""
-    fields = head.fields
-    refused = untrusted_coding(head.version, fields.get("transfer-encoding"))
+    the bytes read nor the bytes they decode to may be more than `max_bytes`. Framed as
+    http.client frames it: no body for HEAD; a chunked one if the answer says so, whatever its
+    status; none for 1xx, 204 and 304; else as long as its first `Content-Length` says."""
+    headers = head.headers
+    refused = conflicting_lengths(
+        None if "chunked" in _codings(head) else headers.get("content-length")
+    )
     if refused is None:
-        refused = declared_too_large(declared_length(head.headers), max_bytes)
+        refused = untrusted_coding(head.version, headers.get("transfer-encoding"))
+    if refused is None:
+        declared = declared_length(headers, head.status, method)
+        refused = declared_too_large(declared, max_bytes)
     if refused is not None:
         raise _Failed(refused)
-    chunked = "transfer-encoding" in fields
+    chunked = "transfer-encoding" in headers and method != "HEAD"
     length: int | None = None
-    if head.status in (204, 304) or method == "HEAD":
+    if method == "HEAD" or (not chunked and bodiless(head.status, method)):
         length = 0
-    elif not chunked and head.first_length is not None and head.first_length.isdigit():
-        length = int(head.first_length)  # http.client reads by the first Content-Length
+    elif not chunked:
+        length = content_length(head.message.get("content-length"))
     keeps = not _will_close(head, chunked, length)
-    decoder = _Decoder(fields.get("content-encoding", ""), max_bytes)
+    decoder = _Decoder(headers.get("content-encoding", ""), max_bytes)
     if length is not None:
         if length > max_bytes:
             raise _Failed(too_large(max_bytes))
@@ -498,12 +500,14 @@ async def _read_body(
         return bytes(decoder.feed(raw, last=True)), keeps
     parts = []
     read = 0
+    expected = _held_to(head, method)
     if not chunked:  # read until the server closes
         while data := await connection.take_some(clock):
             read += len(data)
             if read > max_bytes:
                 raise _Failed(too_large(max_bytes))
             parts.append(decoder.feed(data))
+        _check_held(read, expected)
         parts.append(decoder.feed(b"", last=True))
         return b"".join(parts), False
     while size := await _chunk_size(connection, clock):
@@ -516,20 +520,45 @@ async def _read_body(
         parts.append(decoder.feed(chunk))
     while (await connection.line(clock)) not in (b"\r\n", b"\n", b""):
         pass  # trailer fields: not ampwrite's
+    _check_held(read, expected)
     parts.append(decoder.feed(b"", last=True))
     return b"".join(parts), keeps
 
 
+def _held_to(head: _Head, method: str) -> int | None:
+    """The length urllib3 holds a body to once it ends, whatever framed it: 0 when the answer
+    has no body, else the `Content-Length` all its fields agree on (none when chunked)."""
+    if bodiless(head.status, method):
+        return 0
+    if "chunked" in _codings(head):
+        return None
+    return content_length(head.headers.get("content-length"))
+
+
+def _check_held(read: int, expected: int | None) -> None:
+    """A body read until its end (chunked, or until the server closed) is refused, as urllib3
+    refuses it, when it is not the length urllib3 holds it to (`_held_to`)."""
+    if expected is not None and read != expected:
+        raise _broken(f"IncompleteRead: {read} bytes read, {expected} expected")
+
+
+def _codings(head: _Head) -> list[str]:
+    """The transfer codings of the answer, as urllib3 lists them."""
+    coding = head.headers.get("transfer-encoding", "").lower()
+    return [part.strip() for part in coding.split(",")]
+
+
 async def _chunk_size(connection: _Connection, clock: _Clock) -> int:
+    """The size on the next chunk size line, as http.client reads it: `int(size, 16)` of
+    what comes before any extension ("0x8", "+8" and " 8 " are 8)."""
     line = await connection.line(clock)
-    text = line.split(b";", 1)[0].strip()
-    if not line.endswith(b"\n") or not text or not _is_hex(text):
+    try:
+        size = int(line.split(b";", 1)[0], 16)
+    except ValueError:
+        size = -1
+    if not line.endswith(b"\n") or size < 0:
         raise _broken(f"IncompleteRead: a chunk size line of {line[:40]!r}")
-    return int(text, 16)
-
-
-def _is_hex(text: bytes) -> bool:
-    return all(c in b"0123456789abcdefABCDEF" for c in text)
+    return size
 
 
 # -- the transport ------------------------------------------------------------------------------
@@ -697,6 +726,7 @@ class AsyncioTransport:
         self._idle: dict[Direct, list[_Connection]] = {}
         self._contexts: dict[Any, ssl.SSLContext] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self.slots = Slots(in_flight)
 
     async def send(self, request: Request, direct: Direct) -> Answer | TransportError:
@@ -757,14 +787,16 @@ class AsyncioTransport:
     def _give_back(self, direct: Direct, connection: _Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(direct, [])
-            if len(idle) < self._pool_size and connection.pid == os.getpid():
+            if not self._closed and len(idle) < self._pool_size and connection.pid == os.getpid():
                 idle.append(connection)
                 return
         connection.close()
 
     def close(self) -> None:
-        """Close the idle connections (those in use close when their attempts end)."""
+        """Close the idle connections (those in use close when their attempts end: none is
+        kept after this)."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, {}
         for connections in idle.values():
             for connection in connections:
