@@ -12,13 +12,17 @@ header lines the email parser of http.client stops at, interim and bodiless stat
 from __future__ import annotations
 
 import asyncio
+import http.client
+import io
 import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ampwrite._transport import Answer, Request, RequestsTransport, Timeouts
-from ampwrite.aio._http import AsyncioTransport
+from ampwrite.aio._http import AsyncioTransport, _fields
 from ampwrite.errors import TransportError
 from tests.scripted_server import CA_FILE, Action, KeepOpen, ScriptedServer
 
@@ -178,3 +182,34 @@ def test_a_connection_an_attempt_ends_with_after_close_is_closed() -> None:
                 break
             time.sleep(0.02)
         assert server.open_connections == 0
+
+
+# -- the header fields, as http.client's parser reads them ---------------------------------
+
+_names = st.text(
+    alphabet="!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    min_size=1,
+    max_size=12,
+)
+_values = st.one_of(
+    st.text(alphabet=" \t:;,aZ0\xe9\x7f", max_size=10),  # the characters that matter, often
+    st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=255), max_size=20),
+)
+_plain_lines = st.builds(lambda n, v: f"{n}:{v}".encode("latin-1"), _names, _values)
+_odd_lines = st.one_of(
+    _plain_lines,
+    st.binary(max_size=20).filter(lambda b: b"\n" not in b),
+    st.builds(lambda v: b" " + v.encode("latin-1"), _values),  # a folded line
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(lines=st.lists(st.one_of(_plain_lines, _odd_lines), max_size=8), crlf=st.booleans())
+def test_header_fields_are_read_as_http_client_reads_them(lines: list[bytes], crlf: bool) -> None:
+    """`_fields` splits plain lines itself and hands any other head to http.client's parser:
+    either way, the fields are the parser's."""
+    lines = [line + b"\r" if crlf else line for line in lines if b"\n" not in line]
+    block = b"".join(line + b"\n" for line in lines) + b"\n"
+    expected = list(http.client.parse_headers(io.BytesIO(block)).items())
+
+    assert _fields(lines) == expected

@@ -31,7 +31,6 @@ import threading
 import time
 import zlib
 from collections import deque
-from email.message import Message
 from typing import Any, Final
 
 from urllib3 import HTTPHeaderDict
@@ -293,26 +292,52 @@ class _Connection:
 
 
 class _Head:
-    """An answer's status line and headers, read as http.client reads them: `message` is its
-    parse of the header lines (its `get` gives a field's first value, as http.client frames
-    by it), `headers` as urllib3 hands them on (folded values unfolded, repeated fields joined
-    with ", ")."""
+    """An answer's status line and headers, read as http.client reads them: `first` gives
+    each field's first value by lowercase name (http.client frames by it), `headers` are as
+    urllib3 hands them on (folded values unfolded, repeated fields joined with ", ")."""
 
-    __slots__ = ("headers", "message", "reason", "status", "version")
+    __slots__ = ("first", "headers", "reason", "status", "version")
 
-    def __init__(self, version: int, status: int, reason: str, message: Message) -> None:
+    def __init__(
+        self, version: int, status: int, reason: str, fields: list[tuple[str, str]]
+    ) -> None:
         self.version = version
         self.status = status
         self.reason = reason
-        self.message = message
+        self.first: dict[str, str] = {}
         self.headers = HTTPHeaderDict()
-        for name, value in message.items():
+        for name, value in fields:
+            self.first.setdefault(name.lower(), value)
             self.headers.add(name, _FOLD.sub(" ", value) if "\r\n" in value else value)
 
 
 _FOLD: Final = re.compile(r"(?:(?<![ \t])[ \t]+)?\r\n[ \t]+")
 """A line end that continues a field's value (obsolete line folding): one space in the value
 urllib3 hands on, as it unfolds it."""
+
+_PLAIN_FIELD: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r?")
+"""A header line http.client's parser reads as `name: value` and nothing more: a token, a
+colon, and a value with no line end in it."""
+
+
+def _fields(lines: list[bytes]) -> list[tuple[str, str]]:
+    """The (name, value) fields of header lines, as http.client's parser gives them. Lines
+    that are all plain fields (almost every answer's) are split here, as that parser splits
+    them (the value without the spaces and tabs before it, with those after it); any other
+    head goes through the parser itself (folded lines, a line that is not a field, which
+    ends the fields, a bare CR)."""
+    if all(_PLAIN_FIELD.fullmatch(line) for line in lines):
+        fields = []
+        for line in lines:
+            name, _, value = line.decode("iso-8859-1").partition(":")
+            fields.append((name, value.lstrip(" \t").rstrip("\r")))
+        return fields
+    block = b"".join(line + b"\n" for line in lines) + b"\n"
+    try:
+        message = http.client.parse_headers(io.BytesIO(block))
+    except http.client.HTTPException as exc:  # past its limits (checked before already)
+        raise _broken(f"{type(exc).__name__}: {exc}") from None
+    return list(message.items())
 
 
 def _status_line(line: bytes) -> tuple[int, int, str]:
@@ -371,39 +396,34 @@ async def _head_lines(connection: _Connection, clock: _Clock) -> list[bytes]:
 
 async def _read_head(connection: _Connection, clock: _Clock) -> _Head:
     """The status line and headers of the final answer (interim 1xx answers are passed over,
-    as the synchronous transport does; 101 is final). The header lines are parsed by
-    http.client's own parser, which the synchronous transport reads them with: a line that is
-    neither a field nor the continuation of one ends the fields (what follows it is passed
-    over), a value keeps what follows it on its line and its continuation lines."""
+    as the synchronous transport does; 101 is final). Its fields are read as http.client's
+    parser, which the synchronous transport reads them with, reads them (`_fields`): a line
+    that is neither a field nor the continuation of one ends the fields (what follows it is
+    passed over), a value keeps what follows it on its line and its continuation lines."""
     while True:
         lines = await _head_lines(connection, clock)
         if not lines:
             raise _broken("RemoteDisconnected: the server closed the connection without an answer")
         version, status, reason = _status_line(lines[0])
-        fields = b"".join(line + b"\n" for line in lines[1:]) + b"\n"
-        try:
-            message = http.client.parse_headers(io.BytesIO(fields))
-        except http.client.HTTPException as exc:  # past its limits (checked above already)
-            raise _broken(f"{type(exc).__name__}: {exc}") from None
         if not (100 <= status < 200) or status == 101:
-            return _Head(version, status, reason, message)
+            return _Head(version, status, reason, _fields(lines[1:]))
 
 
 def _will_close(head: _Head, chunked: bool, length: int | None) -> bool:
     """Whether the connection ends with this answer (http.client's rules, on the first value
     of each field, and ampwrite's: an answer framed two ways at once, or one that switches
     protocols, is not followed by another on its connection)."""
-    message = head.message
-    connection = (message.get("connection") or "").lower()
+    first = head.first
+    connection = first.get("connection", "").lower()
     if head.version >= 11:
         closes = "close" in connection
     else:
         closes = not (
-            message.get("keep-alive")
+            first.get("keep-alive")
             or "keep-alive" in connection
-            or "keep-alive" in (message.get("proxy-connection") or "").lower()
+            or "keep-alive" in first.get("proxy-connection", "").lower()
         )
-    if chunked and "content-length" in message:
+    if chunked and "content-length" in first:
         return True
     return closes or head.status == 101 or (not chunked and length is None)
 
@@ -488,7 +508,7 @@ async def _read_body(
     if method == "HEAD" or (not chunked and bodiless(head.status, method)):
         length = 0
     elif not chunked:
-        length = content_length(head.message.get("content-length"))
+        length = content_length(head.first.get("content-length"))
     keeps = not _will_close(head, chunked, length)
     decoder = _Decoder(headers.get("content-encoding", ""), max_bytes)
     if length is not None:
