@@ -15,7 +15,6 @@ Nothing from `requests` or `urllib3` escapes this module: every failure becomes 
 
 from __future__ import annotations
 
-import functools
 import http.client
 import io
 import ipaddress
@@ -24,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -49,6 +48,9 @@ from ._framing import (
 )
 from ._headers import API_KEY_HEADER
 from .errors import FailureKind, TransportError
+
+if TYPE_CHECKING:
+    from ._http1 import SocketTransport
 
 __all__ = [
     "Answer",
@@ -200,7 +202,7 @@ class RequestsTransport:
         if session is not None:
             install_deadline(session)
         self._routes: dict[str, _Route] = {}
-        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}  # per base URL, when direct
+        self._sockets: SocketTransport | None = None  # for direct routes, made at first use
 
     def prepare(self, base_url: str) -> TransportError | None:
         """Work out now how to reach `base_url`; the error when its URL cannot be used."""
@@ -221,6 +223,8 @@ class RequestsTransport:
         route = self._route(request.base_url)
         if isinstance(route, TransportError):
             return route
+        if route.direct is not None:
+            return self._direct_sockets().send(request, route.direct)
         headers = dict(request.headers)
         if request.body is not None:
             headers["Content-Length"] = str(len(request.body))
@@ -231,10 +235,7 @@ class RequestsTransport:
         _attempt.sent = False
         try:
             try:
-                if route.pool_key is not None:
-                    response = self._urlopen(route, request, headers)
-                else:
-                    response = _adapter_send(route, request, headers)
+                response = _adapter_send(route, request, headers)
             except Exception as exc:  # classified, never raised
                 return transport_error(exc, sent=_attempt.sent)
             finally:
@@ -251,12 +252,13 @@ class RequestsTransport:
             _attempt.secret = None
 
     def close(self) -> None:
-        """Close the session if ampwrite created it (a caller's session is left open)."""
+        """Close the session if ampwrite created it (a caller's session is left open), and
+        the idle connections of the direct routes."""
         if self.owns_session:
             self.session.close()
-        pools, self._pools = self._pools, {}
-        for pool in pools.values():  # urllib3's manager drops its pools but does not close them
-            pool.close()
+        sockets, self._sockets = self._sockets, None
+        if sockets is not None:
+            sockets.close()
 
     def after_fork(self) -> None:
         """Fresh pools, for a forked child: sockets must not be shared with the parent."""
@@ -266,30 +268,15 @@ class RequestsTransport:
             for adapter in self.session.adapters.values():
                 adapter.close()
         self._routes = {}
-        self._pools = {}
+        self._sockets = None  # the parent's: left to it
 
-    def _urlopen(
-        self, route: _Route, request: Request, headers: dict[str, str]
-    ) -> urllib3.BaseHTTPResponse:
-        """Straight to the pool of ampwrite's adapter: no requests machinery on the way. The
-        pool is looked up once per base URL; one the manager has closed since (`close()`, a
-        pool evicted for another host) refuses the attempt before sending anything, and the
-        manager's pool of the moment takes it."""
-        pool = self._pools.get(request.base_url)
-        if pool is not None:
-            try:
-                return _pool_urlopen(pool, route, request, headers)
-            except urllib3.exceptions.ClosedPoolError:
-                pass
-        adapter = route.adapter
-        assert isinstance(adapter, DeadlineAdapter) and route.pool_key is not None
-        host_params, pool_kwargs = route.pool_key
-        pool = adapter.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
-        assert isinstance(pool, urllib3.HTTPConnectionPool)
-        if len(self._pools) >= MAX_ROUTES:
-            self._pools.clear()
-        self._pools[request.base_url] = pool
-        return _pool_urlopen(pool, route, request, headers)
+    def _direct_sockets(self) -> SocketTransport:
+        sockets = self._sockets
+        if sockets is None:
+            from ._http1 import SocketTransport  # what a direct route needs, at its first use
+
+            sockets = self._sockets = SocketTransport(self._pool_size)
+        return sockets
 
     def _route(self, base_url: str) -> _Route | TransportError:
         route = self._routes.get(base_url)
@@ -336,32 +323,6 @@ def _route_for(session: requests.Session, base_url: str) -> _Route:
         if urlsplit(proxy).scheme in ("http", "https"):  # SOCKS pools are not urllib3's own
             give_deadline(adapter.proxy_manager_for(proxy))
     return _Route(adapter, options, pool_key, urlsplit(base_url).path, direct)
-
-
-def _pool_urlopen(
-    pool: urllib3.HTTPConnectionPool, route: _Route, request: Request, headers: dict[str, str]
-) -> urllib3.BaseHTTPResponse:
-    timeout = request.timeout
-    response: urllib3.BaseHTTPResponse = pool.urlopen(
-        request.method,
-        route.base_path + request.path,
-        body=request.body,
-        headers=headers,
-        redirect=False,
-        assert_same_host=False,
-        preload_content=False,
-        decode_content=False,
-        retries=False,
-        timeout=_urllib3_timeout(timeout.connect, timeout.read),
-        chunked=False,
-    )
-    return response
-
-
-@functools.lru_cache(maxsize=64)
-def _urllib3_timeout(connect: float, read: float) -> urllib3.Timeout:
-    """urllib3's form of a timeout, made once per value (urllib3 copies it for each use)."""
-    return urllib3.Timeout(connect=connect, read=read)
 
 
 def _adapter_send(

@@ -1,10 +1,13 @@
-"""The two transports give the same outcome for the same bytes from the server: the same
-`Answer` (status, reason, headers, body) or a failure of the same kind and `maybe_sent`.
+"""Every way of reading an answer gives the same outcome for the same bytes from the server:
+the same `Answer` (status, reason, headers, body) or a failure of the same kind and
+`maybe_sent`.
 
-Each answer below is sent by a loopback server to `RequestsTransport.send` (http.client under
-urllib3) and to `AsyncioTransport.send`, over HTTP and HTTPS, twice: once with the connection
-closed after it, once with the connection kept open (a length read the wrong way then shows
-as a wait until the read timeout on one side only). The heads are odd on purpose:
+Each answer below is sent by a loopback server to `RequestsTransport.send` on a caller's
+session (urllib3 and http.client read it), on ampwrite's own (ampwrite's HTTP/1.1 reads it,
+waiting in the thread) and to `AsyncioTransport.send` (the same, on an event loop), over HTTP
+and HTTPS, twice: once with the connection closed after it, once with the connection kept
+open (a length read the wrong way then shows as a wait until the read timeout on one side
+only). The heads are odd on purpose:
 Content-Length values that `int()` reads but a digit test does not, values framed two ways,
 header lines the email parser of http.client stops at, interim and bodiless statuses.
 """
@@ -18,11 +21,13 @@ import json
 import time
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ampwrite._http1 import _fields
 from ampwrite._transport import Answer, Request, RequestsTransport, Timeouts
-from ampwrite.aio._http import AsyncioTransport, _fields
+from ampwrite.aio._http import AsyncioTransport
 from ampwrite.errors import TransportError
 from tests.scripted_server import CA_FILE, Action, KeepOpen, ScriptedServer
 
@@ -123,7 +128,18 @@ def _outcome(result: Answer | TransportError) -> Outcome:
     return ("failure", result.kind, result.maybe_sent)
 
 
-def _sync(server: ScriptedServer) -> Outcome:
+def _urllib3(server: ScriptedServer) -> Outcome:
+    """Through a caller's requests session: urllib3 and http.client read the answer."""
+    with requests.Session() as session:
+        transport = RequestsTransport(session)
+        try:
+            return _outcome(transport.send(_request(server.url)))
+        finally:
+            transport.close()
+
+
+def _own(server: ScriptedServer) -> Outcome:
+    """ampwrite's own session, waiting in this thread: ampwrite's HTTP/1.1 reads it."""
     transport = RequestsTransport()
     try:
         return _outcome(transport.send(_request(server.url)))
@@ -132,6 +148,7 @@ def _sync(server: ScriptedServer) -> Outcome:
 
 
 def _aio(server: ScriptedServer) -> Outcome:
+    """The same, on an event loop."""
     direct = RequestsTransport().direct(server.url)
     assert direct is not None
     transport = AsyncioTransport(4, 4)
@@ -141,13 +158,13 @@ def _aio(server: ScriptedServer) -> Outcome:
         transport.close()
 
 
-def _both(action: Action, tls: bool) -> tuple[Outcome, Outcome]:
+def _each(action: Action, tls: bool) -> list[Outcome]:
     outcomes = []
-    for send in (_sync, _aio):
+    for send in (_urllib3, _own, _aio):
         with ScriptedServer(tls=tls) as server:
             server.script(action)
             outcomes.append(send(server))
-    return outcomes[0], outcomes[1]
+    return outcomes
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
@@ -157,8 +174,9 @@ def test_both_transports_read_an_answer_alike(
     answer: bytes, kept: bool, scheme: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", CA_FILE)  # read at each transport's first use
-    sync, aio = _both(KeepOpen(answer) if kept else answer, tls=scheme == "https")
-    assert aio == sync
+    by_urllib3, own, on_a_loop = _each(KeepOpen(answer) if kept else answer, tls=scheme == "https")
+    assert own == by_urllib3
+    assert on_a_loop == by_urllib3
 
 
 def test_a_connection_an_attempt_ends_with_after_close_is_closed() -> None:
