@@ -7,6 +7,11 @@ ampwrite ships, over a `requests.Session` (ampwrite's own or a caller's). Everyt
 (`write_records`, the bulk engine, the operations) builds a `Request` value, hands it over and
 decides on what comes back.
 
+A base URL that ampwrite's own session reaches without a proxy (a direct route) is reached by
+ampwrite's own HTTP/1.1 (`ampwrite._http1`, the one `ampwrite.aio` uses too); anything else
+(a caller's session and its adapters, a proxy) goes through requests' adapter, urllib3 and
+http.client, with the whole-attempt deadline given to urllib3's pools here.
+
 Nothing from `requests` or `urllib3` escapes this module: every failure becomes a
 `TransportError` through `transport_error`, which classifies in a fixed order (requests'
 `ConnectTimeout` is both a `ConnectionError` and a `Timeout`; its `SSLError` is a

@@ -310,16 +310,15 @@ def test_the_function_path_does_not_load_asyncio() -> None:
     assert loaded.stdout.split() == ["then", "True"]
 
 
-def test_as_many_connections_are_kept_as_async_workers(caplog: pytest.LogCaptureFixture) -> None:
-    from ampwrite.sandbox import Faults, Sandbox
+def test_as_many_connections_are_kept_as_async_workers(server: ScriptedServer) -> None:
+    server.default = Reply(200, body=OK_BODY, delay=0.05)  # so that 80 are in flight at once
 
     async def many(core: Core) -> list[bool]:
         results = await asyncio.gather(*(aio.write_records(core, single()) for _ in range(80)))
         return [result.ok for result in results]
 
-    with (
-        Sandbox(faults=Faults(latency=0.05)) as sandbox,  # so that 80 are in flight at once
-        Core(sandbox.api_key, server_url=sandbox.url, async_workers=80) as core,
-    ):
+    with Core(API_KEY, server_url=server.url, async_workers=80) as core:
         assert all(asyncio.run(many(core)))
-    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+        assert all(asyncio.run(many(core)))  # on the connections the first 80 left open
+    assert server.most_in_flight == 80
+    assert server.connections == 80

@@ -3,8 +3,9 @@ close; with `Connection: close` or HTTP/1.0; the body with the headers or after 
 HTTP and HTTPS; on ampwrite's own session and on a caller's. The same Core then writes again,
 so the connection (kept alive or closed) is left in a state the next attempt can use.
 
-The whole-attempt deadline rests on http.client creating its response from the connection's
-socket with `makefile("rb")`; this table pins that reliance for each framing.
+On ampwrite's own session the answer is read by ampwrite's HTTP/1.1; on a caller's, by
+http.client, where the whole-attempt deadline rests on http.client creating its response from
+the connection's socket with `makefile("rb")`: this table pins that reliance for each framing.
 """
 
 from __future__ import annotations
