@@ -105,14 +105,21 @@ class _Blocking:
     """Waits that block the thread and never suspend the coroutine that awaits them."""
 
     async def ready(self, sock: socket.socket, writing: bool, seconds: float) -> bool:
-        if _poll is None:  # no poll() (Windows)
-            readable, writable, _ = select.select(
-                [] if writing else [sock], [sock] if writing else [], [], seconds
-            )
-            return bool(readable or writable)
-        poller = _poll()
-        poller.register(sock, select.POLLOUT if writing else select.POLLIN)
-        return bool(poller.poll(seconds * 1000))
+        try:
+            if _poll is None:  # no poll() (Windows)
+                readable, writable, _ = select.select(
+                    [] if writing else [sock], [sock] if writing else [], [], seconds
+                )
+                return bool(readable or writable)
+            poller = _poll()
+            poller.register(sock, select.POLLOUT if writing else select.POLLIN)
+            return bool(poller.poll(seconds * 1000))
+        except OSError as exc:
+            if exc.errno is not None:  # the wait's own failure: the attempt's
+                raise
+            raise _Raised(exc) from None
+        except Exception as exc:  # raised by a signal handler as the thread waited
+            raise _Raised(exc) from None
 
     async def resolve(self, host: str, port: int, seconds: float) -> list[tuple[int, Any]]:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -126,15 +133,30 @@ _poll: Final = getattr(select, "poll", None)
 BLOCKING: Final[Waits] = _Blocking()
 
 
+class _Raised(BaseException):
+    """What a signal handler raised while a blocking wait waited (a `TimeoutError` of an
+    alarm, say): carried past the attempt's handlers, which would take it for the socket's,
+    and raised again as it is by `run_to_end`."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__()
+        self.exc = exc
+
+
 def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
-    """The result of a coroutine that never suspends (one waiting with `BLOCKING`)."""
+    """The result of a coroutine that never suspends (one waiting with `BLOCKING`); what a
+    signal handler raised while it waited is raised as it is."""
     try:
         coroutine.send(None)
     except StopIteration as done:
         result: T = done.value
         return result
-    coroutine.close()
-    raise RuntimeError("an attempt with blocking waits suspended")
+    except _Raised as raised:
+        exc = raised.exc
+    else:
+        coroutine.close()
+        raise RuntimeError("an attempt with blocking waits suspended")
+    raise exc
 
 
 class _Clock:

@@ -1,0 +1,134 @@
+"""The synchronous transport on ampwrite's own HTTP/1.1 (a direct route): signals, threads,
+deadlines and sockets, against real loopback servers."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ampwrite._transport import Answer, Request, RequestsTransport, Timeouts
+from ampwrite.errors import TransportError
+
+from .scripted_server import Reply, ScriptedServer, Stall, Trickle
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as running:
+        yield running
+
+
+def _request(server: ScriptedServer, *, read: float = 5.0, total: float = 10.0) -> Request:
+    return Request("GET", server.url, "/x", {}, None, Timeouts(1.0, read, total), 1 << 20)
+
+
+class _Alarm(Exception):
+    pass
+
+
+def _raise_in(seconds: float, exc: BaseException) -> Any:
+    def handler(signum: int, frame: object) -> None:
+        raise exc
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return previous
+
+
+@pytest.mark.parametrize(
+    "exc", [_Alarm("alarm"), TimeoutError("alarm"), OSError("alarm"), KeyboardInterrupt()]
+)
+def test_an_exception_raised_by_a_signal_handler_in_a_wait_propagates(
+    server: ScriptedServer, exc: BaseException
+) -> None:
+    server.script(Stall(2.0), Reply(200, body=b"{}"))
+    transport = RequestsTransport()
+    previous = _raise_in(0.2, exc)
+    try:
+        with pytest.raises(type(exc)) as raised:
+            transport.send(_request(server))
+        assert raised.value is exc
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        transport.close()
+
+
+def test_the_deadline_holds_with_a_signal_every_10_ms(server: ScriptedServer) -> None:
+    server.script(Trickle(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 10000, 0.05))
+    ticks = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: ticks.append(1))
+    signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)
+    transport = RequestsTransport()
+    try:
+        started = time.monotonic()
+        outcome = transport.send(_request(server, read=1.0, total=1.0))
+        elapsed = time.monotonic() - started
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        transport.close()
+    assert isinstance(outcome, TransportError)
+    assert 0.9 < elapsed < 1.5
+    assert len(ticks) > 20
+
+
+def _settle(server: ScriptedServer, open_connections: int) -> int:
+    deadline = time.monotonic() + 3
+    while server.open_connections != open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.open_connections
+
+
+def test_the_connection_waited_on_is_not_used_after_an_interrupt(server: ScriptedServer) -> None:
+    server.script(Stall(5.0))
+    transport = RequestsTransport()
+    previous = _raise_in(0.2, KeyboardInterrupt())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            transport.send(_request(server))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    try:
+        assert _settle(server, 0) == 0  # closed at once, not left to the stalling server
+        outcome = transport.send(_request(server))
+        assert isinstance(outcome, Answer) and outcome.status == 200
+        assert server.connections == 2
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_first_sends_from_many_threads_keep_no_connection_after_close(
+    server: ScriptedServer, round_: int
+) -> None:
+    transport = RequestsTransport()
+    barrier = threading.Barrier(16)
+    outcomes: list[Answer | TransportError] = []
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def send() -> None:
+        barrier.wait()
+        outcomes.append(transport.send(_request(server)))
+
+    try:
+        threads = [threading.Thread(target=send) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    transport.close()
+    assert len(outcomes) == 16 and all(isinstance(o, Answer) for o in outcomes)
+    assert _settle(server, 0) == 0  # every connection kept was closed by close()
