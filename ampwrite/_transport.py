@@ -208,6 +208,7 @@ class RequestsTransport:
             install_deadline(session)
         self._routes: dict[str, _Route] = {}
         self._sockets: SocketTransport | None = None  # for direct routes, made at first use
+        self._sockets_lock = threading.Lock()  # one pool, whichever threads first use it
 
     def prepare(self, base_url: str) -> TransportError | None:
         """Work out now how to reach `base_url`; the error when its URL cannot be used."""
@@ -274,13 +275,17 @@ class RequestsTransport:
                 adapter.close()
         self._routes = {}
         self._sockets = None  # the parent's: left to it
+        self._sockets_lock = threading.Lock()  # another thread may have held it at the fork
 
     def _direct_sockets(self) -> SocketTransport:
         sockets = self._sockets
         if sockets is None:
             from ._http1 import SocketTransport  # what a direct route needs, at its first use
 
-            sockets = self._sockets = SocketTransport(self._pool_size)
+            with self._sockets_lock:  # else threads sending at once would each make a pool
+                sockets = self._sockets
+                if sockets is None:
+                    sockets = self._sockets = SocketTransport(self._pool_size)
         return sockets
 
     def _route(self, base_url: str) -> _Route | TransportError:

@@ -4,6 +4,7 @@ deadlines and sockets, against real loopback servers."""
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import threading
 import time
@@ -107,7 +108,9 @@ def test_the_connection_waited_on_is_not_used_after_an_interrupt(server: Scripte
         transport.close()
 
 
-@pytest.mark.parametrize("round_", range(5))
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("error::ResourceWarning")
+@pytest.mark.parametrize("round_", range(10))
 def test_first_sends_from_many_threads_keep_no_connection_after_close(
     server: ScriptedServer, round_: int
 ) -> None:
@@ -132,3 +135,51 @@ def test_first_sends_from_many_threads_keep_no_connection_after_close(
     transport.close()
     assert len(outcomes) == 16 and all(isinstance(o, Answer) for o in outcomes)
     assert _settle(server, 0) == 0  # every connection kept was closed by close()
+
+
+def _slow_reader(pause: float) -> tuple[socket.socket, threading.Thread]:
+    """A server that reads a request 4 KiB at a time, `pause` seconds apart (forever)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(0.2)
+            stop = time.monotonic() + 4
+            while time.monotonic() < stop:
+                time.sleep(pause)
+                try:
+                    if not conn.recv(4096):
+                        return
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize(
+    ("pause", "timeouts", "bound"),
+    [(0.05, Timeouts(1.0, 5.0, 1.0), 1.0), (5.0, Timeouts(1.0, 0.3, 10.0), 0.3)],
+    ids=["deadline", "read-timeout"],
+)
+def test_a_large_body_sent_to_a_slow_reader_ends_in_time(
+    pause: float, timeouts: Timeouts, bound: float
+) -> None:
+    listener, thread = _slow_reader(pause)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    transport = RequestsTransport()
+    body = b"x" * (8 << 20)
+    try:
+        started = time.monotonic()
+        outcome = transport.send(Request("POST", url, "/x", {}, body, timeouts, 1 << 20))
+        elapsed = time.monotonic() - started
+    finally:
+        transport.close()
+        listener.close()
+    thread.join(6)
+    assert isinstance(outcome, TransportError) and outcome.maybe_sent
+    assert bound - 0.05 < elapsed < bound + 0.5
