@@ -107,10 +107,13 @@ class _Blocking:
     async def ready(self, sock: socket.socket, writing: bool, seconds: float) -> bool:
         try:
             if _poll is None:  # no poll() (Windows)
-                readable, writable, _ = select.select(
-                    [] if writing else [sock], [sock] if writing else [], [], seconds
+                # Windows reports a connect that failed as exceptional, not writable (as
+                # asyncio's SelectSelector reads it there)
+                writers = [sock] if writing else []
+                readable, writable, broken = select.select(
+                    [] if writing else [sock], writers, writers, seconds
                 )
-                return bool(readable or writable)
+                return bool(readable or writable or broken)
             poller = _poll()
             poller.register(sock, select.POLLOUT if writing else select.POLLIN)
             return bool(poller.poll(seconds * 1000))

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from ampwrite import _http1
 from ampwrite._transport import Answer, Request, RequestsTransport, Timeouts
-from ampwrite.errors import TransportError
+from ampwrite.errors import FailureKind, TransportError
 
 from .scripted_server import Reply, ScriptedServer, Stall, Trickle
 
@@ -183,3 +184,22 @@ def test_a_large_body_sent_to_a_slow_reader_ends_in_time(
     thread.join(6)
     assert isinstance(outcome, TransportError) and outcome.maybe_sent
     assert bound - 0.05 < elapsed < bound + 0.5
+
+
+def test_the_select_branch_reads_answers_and_times_out(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where there is no poll() (Windows), waits go through select()."""
+    monkeypatch.setattr(_http1, "_poll", None)
+    server.script(Reply(200, body=b"{}"), Stall(2.0))
+    transport = RequestsTransport()
+    try:
+        answer = transport.send(_request(server))
+        started = time.monotonic()
+        timed_out = transport.send(_request(server, read=0.3))
+        elapsed = time.monotonic() - started
+    finally:
+        transport.close()
+    assert isinstance(answer, Answer) and answer.status == 200
+    assert isinstance(timed_out, TransportError) and timed_out.kind is FailureKind.READ_TIMEOUT
+    assert 0.25 < elapsed < 1.0
