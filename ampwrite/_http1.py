@@ -666,6 +666,10 @@ def _context(tls: tuple[tuple[str, Any], ...]) -> ssl.SSLContext:
     return context
 
 
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BREAKS: Final = re.compile(r"[\r\n\0]")
+
+
 def _host_header(direct: Direct) -> str:
     host = f"[{direct.host}]" if ":" in direct.host else direct.host
     default = 443 if direct.scheme == "https" else 80
@@ -679,6 +683,9 @@ def _encode(request: Request, direct: Direct) -> bytes:
         f"{request.method} {direct.base_path}{request.path} HTTP/1.1",
         f"Host: {_host_header(direct)}",
     ]
+    for name, value in request.headers.items():
+        if not _TOKEN.fullmatch(name) or _BREAKS.search(value):  # refused as http.client does
+            raise ValueError(f"a header that cannot be sent: {name!r}")
     names = {name.lower() for name in request.headers}
     if "accept-encoding" not in names:
         lines.append("Accept-Encoding: identity")
@@ -775,7 +782,7 @@ class SocketTransport:
         clock = _Clock(request, waits)
         try:
             data = _encode(request, direct)
-        except UnicodeError as exc:
+        except (UnicodeError, ValueError) as exc:
             return failed(FailureKind.INVALID, exc)
         connection = self._take(direct)
         try:

@@ -203,3 +203,23 @@ def test_the_select_branch_reads_answers_and_times_out(
     assert isinstance(answer, Answer) and answer.status == 200
     assert isinstance(timed_out, TransportError) and timed_out.kind is FailureKind.READ_TIMEOUT
     assert 0.25 < elapsed < 1.0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-A": "v\r\nX-Injected: 1"}, {"X-A": "v\nX-Injected: 1"}, {"X-A": "v\0"}, {"X:B": "v"}],
+)
+def test_a_header_that_would_break_the_head_is_never_sent(
+    server: ScriptedServer, headers: dict[str, str]
+) -> None:
+    """As http.client refuses it (the transport of a caller's session): an invalid request,
+    nothing sent."""
+    transport = RequestsTransport()
+    try:
+        request = Request("GET", server.url, "/x", headers, None, Timeouts(1, 1, 2), 1 << 20)
+        outcome = transport.send(request)
+    finally:
+        transport.close()
+    assert isinstance(outcome, TransportError) and outcome.kind is FailureKind.INVALID
+    assert not outcome.maybe_sent
+    assert server.received == []
