@@ -223,3 +223,16 @@ def test_a_header_that_would_break_the_head_is_never_sent(
     assert isinstance(outcome, TransportError) and outcome.kind is FailureKind.INVALID
     assert not outcome.maybe_sent
     assert server.received == []
+
+
+@pytest.mark.parametrize("used_before", [True, False])
+def test_no_connection_is_kept_after_close(server: ScriptedServer, used_before: bool) -> None:
+    """An attempt made after `close()` still works, and closes its connection (else it
+    would be left open until the interpreter exits)."""
+    transport = RequestsTransport()
+    if used_before:
+        assert isinstance(transport.send(_request(server)), Answer)
+    transport.close()
+    assert isinstance(transport.send(_request(server)), Answer)
+    assert _settle(server, 0) == 0
+    transport.close()
