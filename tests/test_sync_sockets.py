@@ -17,7 +17,7 @@ from ampwrite import _http1
 from ampwrite._transport import Answer, Request, RequestsTransport, Timeouts
 from ampwrite.errors import FailureKind, TransportError
 
-from .scripted_server import Reply, ScriptedServer, Stall, Trickle
+from .scripted_server import CA_FILE, Reply, ScriptedServer, Stall, Trickle
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
 
@@ -236,3 +236,27 @@ def test_no_connection_is_kept_after_close(server: ScriptedServer, used_before: 
     assert isinstance(transport.send(_request(server)), Answer)
     assert _settle(server, 0) == 0
     transport.close()
+
+
+def test_an_interrupt_in_a_tls_read_propagates_and_the_connection_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", CA_FILE)
+    with ScriptedServer(tls=True) as server:
+        server.script(Reply(200, body=b"{}"), Stall(5.0))
+        transport = RequestsTransport()
+        try:
+            assert transport.direct(server.url) is not None
+            assert isinstance(transport.send(_request(server)), Answer)  # a kept connection
+            previous = _raise_in(0.2, KeyboardInterrupt())
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    transport.send(_request(server))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            outcome = transport.send(_request(server))
+            assert isinstance(outcome, Answer) and outcome.status == 200
+            assert server.connections == 2
+        finally:
+            transport.close()
