@@ -260,3 +260,27 @@ def test_an_interrupt_in_a_tls_read_propagates_and_the_connection_is_dropped(
             assert server.connections == 2
         finally:
             transport.close()
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("error::ResourceWarning")
+def test_close_from_another_thread_during_attempts(server: ScriptedServer) -> None:
+    """Attempts in flight as `close()` runs end as they would have; none of their
+    connections is kept."""
+    server.default = Reply(200, body=b"{}", delay=0.3)
+    transport = RequestsTransport()
+    outcomes: list[Answer | TransportError] = []
+
+    def send() -> None:
+        for _ in range(3):
+            outcomes.append(transport.send(_request(server)))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.45)
+    transport.close()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 24 and all(isinstance(o, Answer) for o in outcomes)
+    assert _settle(server, 0) == 0
