@@ -105,14 +105,24 @@ class _Blocking:
     """Waits that block the thread and never suspend the coroutine that awaits them."""
 
     async def ready(self, sock: socket.socket, writing: bool, seconds: float) -> bool:
-        if _poll is None:  # no poll() (Windows)
-            readable, writable, _ = select.select(
-                [] if writing else [sock], [sock] if writing else [], [], seconds
-            )
-            return bool(readable or writable)
-        poller = _poll()
-        poller.register(sock, select.POLLOUT if writing else select.POLLIN)
-        return bool(poller.poll(seconds * 1000))
+        try:
+            if _poll is None:  # no poll() (Windows)
+                # Windows reports a connect that failed as exceptional, not writable (as
+                # asyncio's SelectSelector reads it there)
+                writers = [sock] if writing else []
+                readable, writable, broken = select.select(
+                    [] if writing else [sock], writers, writers, seconds
+                )
+                return bool(readable or writable or broken)
+            poller = _poll()
+            poller.register(sock, select.POLLOUT if writing else select.POLLIN)
+            return bool(poller.poll(seconds * 1000))
+        except OSError as exc:
+            if exc.errno is not None:  # the wait's own failure: the attempt's
+                raise
+            raise _Raised(exc) from None
+        except Exception as exc:  # raised by a signal handler as the thread waited
+            raise _Raised(exc) from None
 
     async def resolve(self, host: str, port: int, seconds: float) -> list[tuple[int, Any]]:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -126,15 +136,30 @@ _poll: Final = getattr(select, "poll", None)
 BLOCKING: Final[Waits] = _Blocking()
 
 
+class _Raised(BaseException):
+    """What a signal handler raised while a blocking wait waited (a `TimeoutError` of an
+    alarm, say): carried past the attempt's handlers, which would take it for the socket's,
+    and raised again as it is by `run_to_end`."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__()
+        self.exc = exc
+
+
 def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
-    """The result of a coroutine that never suspends (one waiting with `BLOCKING`)."""
+    """The result of a coroutine that never suspends (one waiting with `BLOCKING`); what a
+    signal handler raised while it waited is raised as it is."""
     try:
         coroutine.send(None)
     except StopIteration as done:
         result: T = done.value
         return result
-    coroutine.close()
-    raise RuntimeError("an attempt with blocking waits suspended")
+    except _Raised as raised:
+        exc = raised.exc
+    else:
+        coroutine.close()
+        raise RuntimeError("an attempt with blocking waits suspended")
+    raise exc
 
 
 class _Clock:
@@ -641,6 +666,10 @@ def _context(tls: tuple[tuple[str, Any], ...]) -> ssl.SSLContext:
     return context
 
 
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BREAKS: Final = re.compile(r"[\r\n\0]")
+
+
 def _host_header(direct: Direct) -> str:
     host = f"[{direct.host}]" if ":" in direct.host else direct.host
     default = 443 if direct.scheme == "https" else 80
@@ -654,6 +683,9 @@ def _encode(request: Request, direct: Direct) -> bytes:
         f"{request.method} {direct.base_path}{request.path} HTTP/1.1",
         f"Host: {_host_header(direct)}",
     ]
+    for name, value in request.headers.items():
+        if not _TOKEN.fullmatch(name) or _BREAKS.search(value):  # refused as http.client does
+            raise ValueError(f"a header that cannot be sent: {name!r}")
     names = {name.lower() for name in request.headers}
     if "accept-encoding" not in names:
         lines.append("Accept-Encoding: identity")
@@ -750,7 +782,7 @@ class SocketTransport:
         clock = _Clock(request, waits)
         try:
             data = _encode(request, direct)
-        except UnicodeError as exc:
+        except (UnicodeError, ValueError) as exc:
             return failed(FailureKind.INVALID, exc)
         connection = self._take(direct)
         try:

@@ -208,6 +208,8 @@ class RequestsTransport:
             install_deadline(session)
         self._routes: dict[str, _Route] = {}
         self._sockets: SocketTransport | None = None  # for direct routes, made at first use
+        self._sockets_lock = threading.Lock()  # one pool, whichever threads first use it
+        self._closed = False
 
     def prepare(self, base_url: str) -> TransportError | None:
         """Work out now how to reach `base_url`; the error when its URL cannot be used."""
@@ -261,9 +263,11 @@ class RequestsTransport:
         the idle connections of the direct routes."""
         if self.owns_session:
             self.session.close()
-        sockets, self._sockets = self._sockets, None
+        with self._sockets_lock:
+            self._closed = True
+            sockets = self._sockets
         if sockets is not None:
-            sockets.close()
+            sockets.close()  # and kept: an attempt after this closes its connection
 
     def after_fork(self) -> None:
         """Fresh pools, for a forked child: sockets must not be shared with the parent."""
@@ -274,13 +278,20 @@ class RequestsTransport:
                 adapter.close()
         self._routes = {}
         self._sockets = None  # the parent's: left to it
+        self._sockets_lock = threading.Lock()  # another thread may have held it at the fork
 
     def _direct_sockets(self) -> SocketTransport:
         sockets = self._sockets
         if sockets is None:
             from ._http1 import SocketTransport  # what a direct route needs, at its first use
 
-            sockets = self._sockets = SocketTransport(self._pool_size)
+            with self._sockets_lock:  # else threads sending at once would each make a pool
+                sockets = self._sockets
+                if sockets is None:
+                    sockets = SocketTransport(self._pool_size)
+                    if self._closed:  # first used after close(): keeps no connection either
+                        sockets.close()
+                    self._sockets = sockets
         return sockets
 
     def _route(self, base_url: str) -> _Route | TransportError:
