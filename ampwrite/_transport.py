@@ -209,7 +209,6 @@ class RequestsTransport:
         self._routes: dict[str, _Route] = {}
         self._sockets: SocketTransport | None = None  # for direct routes, made at first use
         self._sockets_lock = threading.Lock()  # one pool, whichever threads first use it
-        self._closed = False
 
     def prepare(self, base_url: str) -> TransportError | None:
         """Work out now how to reach `base_url`; the error when its URL cannot be used."""
@@ -263,11 +262,9 @@ class RequestsTransport:
         the idle connections of the direct routes."""
         if self.owns_session:
             self.session.close()
-        with self._sockets_lock:
-            self._closed = True
-            sockets = self._sockets
+        sockets, self._sockets = self._sockets, None
         if sockets is not None:
-            sockets.close()  # and kept: an attempt after this closes its connection
+            sockets.close()
 
     def after_fork(self) -> None:
         """Fresh pools, for a forked child: sockets must not be shared with the parent."""
@@ -288,10 +285,7 @@ class RequestsTransport:
             with self._sockets_lock:  # else threads sending at once would each make a pool
                 sockets = self._sockets
                 if sockets is None:
-                    sockets = SocketTransport(self._pool_size)
-                    if self._closed:  # first used after close(): keeps no connection either
-                        sockets.close()
-                    self._sockets = sockets
+                    sockets = self._sockets = SocketTransport(self._pool_size)
         return sockets
 
     def _route(self, base_url: str) -> _Route | TransportError:
