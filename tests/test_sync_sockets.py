@@ -90,9 +90,8 @@ def _settle(server: ScriptedServer, open_connections: int) -> int:
     return server.open_connections
 
 
-def test_the_connection_waited_on_is_not_used_after_an_interrupt(server: ScriptedServer) -> None:
-    server.script(Stall(5.0))
-    transport = RequestsTransport()
+def _interrupted_send(transport: RequestsTransport, server: ScriptedServer) -> None:
+    """A send that a KeyboardInterrupt (from SIGALRM) ends 0.2 s in."""
     previous = _raise_in(0.2, KeyboardInterrupt())
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -100,6 +99,12 @@ def test_the_connection_waited_on_is_not_used_after_an_interrupt(server: Scripte
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_connection_waited_on_is_not_used_after_an_interrupt(server: ScriptedServer) -> None:
+    server.script(Stall(5.0))
+    transport = RequestsTransport()
+    _interrupted_send(transport, server)
     try:
         assert _settle(server, 0) == 0  # closed at once, not left to the stalling server
         outcome = transport.send(_request(server))
@@ -253,13 +258,7 @@ def test_an_interrupt_in_a_tls_read_propagates_and_the_connection_is_dropped(
         try:
             assert transport.direct(server.url) is not None
             assert isinstance(transport.send(_request(server)), Answer)  # a kept connection
-            previous = _raise_in(0.2, KeyboardInterrupt())
-            try:
-                with pytest.raises(KeyboardInterrupt):
-                    transport.send(_request(server))
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+            _interrupted_send(transport, server)
             outcome = transport.send(_request(server))
             assert isinstance(outcome, Answer) and outcome.status == 200
             assert server.connections == 2
