@@ -15,6 +15,7 @@ __all__ = [
     "RESERVED_HEADERS",
     "has_control_characters",
     "header_issues",
+    "is_token",
     "merge_headers",
 ]
 
@@ -34,6 +35,11 @@ RESERVED_HEADERS: Final = frozenset(
 """Set by ampwrite (or by HTTP itself) for every request: a caller cannot replace them."""
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_HEADERS: Final = ("\r", "\n", "\0")
+
+
+def is_token(text: str) -> bool:
+    """True when `text` can be a header name (an RFC 9110 token)."""
+    return _TOKEN.fullmatch(text) is not None
 
 
 def has_control_characters(text: str) -> bool:
@@ -64,7 +70,7 @@ def header_issues(headers: object, path: str = "headers") -> tuple[ValidationIss
         where = f"{path}[{show(name)}]"
         if not isinstance(name, str) or not isinstance(value, str):
             issues.append(ValidationIssue(where, "header names and values must be strings"))
-        elif not _TOKEN.fullmatch(name):
+        elif not is_token(name):
             issues.append(ValidationIssue(where, "is not a valid header name (RFC 9110 token)"))
         elif has_control_characters(value):
             issues.append(ValidationIssue(where, "value must not contain CR, LF or NUL characters"))

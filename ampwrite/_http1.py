@@ -52,6 +52,7 @@ from ._framing import (
     too_late,
     untrusted_coding,
 )
+from ._headers import has_control_characters, is_token
 from ._transport import Answer, Direct, Request
 from .errors import FailureKind, TransportError
 
@@ -666,10 +667,6 @@ def _context(tls: tuple[tuple[str, Any], ...]) -> ssl.SSLContext:
     return context
 
 
-_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BREAKS: Final = re.compile(r"[\r\n\0]")
-
-
 def _host_header(direct: Direct) -> str:
     host = f"[{direct.host}]" if ":" in direct.host else direct.host
     default = 443 if direct.scheme == "https" else 80
@@ -683,13 +680,12 @@ def _encode(request: Request, direct: Direct) -> bytes:
         f"{request.method} {direct.base_path}{request.path} HTTP/1.1",
         f"Host: {_host_header(direct)}",
     ]
-    for name, value in request.headers.items():
-        if not _TOKEN.fullmatch(name) or _BREAKS.search(value):  # refused as http.client does
-            raise ValueError(f"a header that cannot be sent: {name!r}")
-    names = {name.lower() for name in request.headers}
-    if "accept-encoding" not in names:
+    if not any(name.lower() == "accept-encoding" for name in request.headers):
         lines.append("Accept-Encoding: identity")
-    lines.extend(f"{name}: {value}" for name, value in request.headers.items())
+    for name, value in request.headers.items():
+        if not is_token(name) or has_control_characters(value):  # as http.client refuses it
+            raise ValueError(f"a header that cannot be sent: {name!r}")
+        lines.append(f"{name}: {value}")
     body = request.body
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")

@@ -165,14 +165,12 @@ class _Route(NamedTuple):
     """How attempts reach one base URL, worked out once.
 
     When the session's adapter for the URL is ampwrite's own and no proxy applies, attempts go
-    straight to its urllib3 pool (`pool_key`); otherwise through the adapter's `send`, so a
+    to ampwrite's own HTTP/1.1 (`direct`); otherwise through the adapter's `send`, so a
     caller's adapters and proxies keep working.
     """
 
     adapter: requests.adapters.BaseAdapter
     options: dict[str, Any]
-    pool_key: tuple[dict[str, Any], dict[str, Any]] | None
-    base_path: str
     direct: Direct | None
 
 
@@ -310,14 +308,12 @@ def _route_for(session: requests.Session, base_url: str) -> _Route:
     cert: str | tuple[str, str] | None = settings["cert"]
     options = {"proxies": proxies, "verify": verify, "cert": cert}
     adapter = session.get_adapter(base_url)
-    pool_key: tuple[Any, Any] | None = None
     direct = None
     proxy = select_proxy(base_url, proxies)
     if type(adapter) is DeadlineAdapter and not proxy:
         probe = requests.PreparedRequest()
         probe.url = base_url
-        pool_key = adapter.build_connection_pool_key_attributes(probe, verify, cert)
-        host_params, pool_kwargs = pool_key
+        host_params, pool_kwargs = adapter.build_connection_pool_key_attributes(probe, verify, cert)
         scheme = host_params["scheme"]
         direct = Direct(
             scheme,
@@ -332,7 +328,7 @@ def _route_for(session: requests.Session, base_url: str) -> _Route:
         proxy = str(prepend_scheme_if_needed(proxy, "http"))  # type: ignore[no-untyped-call]
         if urlsplit(proxy).scheme in ("http", "https"):  # SOCKS pools are not urllib3's own
             give_deadline(adapter.proxy_manager_for(proxy))
-    return _Route(adapter, options, pool_key, urlsplit(base_url).path, direct)
+    return _Route(adapter, options, direct)
 
 
 def _adapter_send(
